@@ -1,0 +1,68 @@
+"""Authentication: ``Authorization: Bearer <api key>`` becomes a Principal on the connection.
+
+No header means an anonymous connection. A header that is present but wrong leaves the connection
+anonymous with the reason in ``scope["auth"]``; the permission guard then refuses every route that is
+not public with that reason (one message for all key failures, so nothing is revealed). Refusing in
+the guard, not here, keeps the refusal inside the route's error handling and request logging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from andon.platform.auth.keys import matches, split_key
+from andon.platform.auth.rbac import permissions_for
+from andon.platform.auth.repository import ApiKeyLookup
+from andon.platform.db.types import utcnow
+from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
+
+INVALID = "invalid, expired or revoked API key"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailure:
+    reason: str
+
+
+class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
+        header = connection.headers.get("authorization")
+        if not header:
+            return AuthenticationResult(user=None, auth=None)
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return AuthenticationResult(user=None, auth=AuthFailure("use 'Authorization: Bearer <API key>'"))
+        prefix = split_key(token)
+        if prefix is None:
+            return AuthenticationResult(user=None, auth=AuthFailure(INVALID))
+        app_state = connection.app.state
+        now = utcnow()
+        async with app_state.sessionmaker() as session, session.begin():
+            lookup = ApiKeyLookup(session)
+            key = await lookup.by_prefix(prefix)
+            if (
+                key is None
+                or not matches(token, key.key_hash)
+                or key.revoked_at is not None
+                or (key.expires_at is not None and key.expires_at <= now)
+            ):
+                return AuthenticationResult(user=None, auth=AuthFailure(INVALID))
+            touch_every = timedelta(seconds=app_state.settings.security.api_key_touch_seconds)
+            if key.last_used_at is None or now - key.last_used_at >= touch_every:
+                await lookup.touch(key.id, now)
+        org_kind = OrgKind(key.org_kind)
+        principal = Principal(
+            subject_kind=SubjectKind.API_KEY,
+            subject_id=key.id,
+            label=f"api key {key.prefix} ({key.name})",
+            org_kind=org_kind,
+            partner_id=key.partner_id if org_kind is OrgKind.PARTNER else None,
+            customer_id=key.tenant_id if org_kind is OrgKind.CUSTOMER else None,
+            permissions=permissions_for(tuple(key.roles), org_kind),
+        )
+        return AuthenticationResult(user=principal, auth=key.prefix)

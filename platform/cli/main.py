@@ -1,0 +1,110 @@
+"""The ``andon`` command: run the product, migrate the database, verify the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from andon.platform.config.settings import DatabaseSettings, Settings
+
+
+@click.group()
+@click.version_option(package_name="andon")
+def cli() -> None:
+    """Andon: production-support orchestration for manufacturers."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--data-dir", default=".andon", show_default=True, type=click.Path(path_type=Path))
+@click.option("--reset", is_flag=True, help="Delete the data directory's database and start over.")
+def dev(host: str, port: int, data_dir: Path, reset: bool) -> None:
+    """Run everything in one process on SQLite with the seeded demo."""
+    from andon.platform.devmode.runner import run_dev
+
+    run_dev(host=host, port=port, data_dir=data_dir, reset=reset)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Defaults to ANDON_HTTP_HOST.")
+@click.option("--port", default=None, type=int, help="Defaults to ANDON_HTTP_PORT.")
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the API and portal (production: PostgreSQL and Redis from the environment)."""
+    import uvicorn
+
+    settings = Settings()
+    uvicorn.run(
+        "andon.platform.http.asgi:app", host=host or settings.http.host, port=port or settings.http.port,
+        workers=workers, log_config=None, proxy_headers=True,
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate to REVISION (default: the newest), then grant the app role its privileges."""
+    from andon.platform.db import migrate
+
+    settings = DatabaseSettings()
+    migrate.upgrade(settings, revision)
+    click.echo(f"database at {migrate.current(settings)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate down to REVISION ('-1' for one step, 'base' for an empty database)."""
+    from andon.platform.db import migrate
+
+    settings = DatabaseSettings()
+    migrate.downgrade(settings, revision)
+    click.echo(f"database at {migrate.current(settings)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from andon.platform.db import migrate
+
+    click.echo(migrate.current(DatabaseSettings()))
+
+
+@cli.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check every chain: no entry edited, removed or reordered. Exit 1 naming the first bad entry."""
+    from andon.platform.audit.service import verify
+    from andon.platform.db.engine import create_engine, create_sessionmaker
+
+    settings = DatabaseSettings()
+
+    async def _run() -> int:
+        engine = create_engine(settings, url=settings.owner_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                report = await verify(session)
+        finally:
+            await engine.dispose()
+        if report.ok:
+            click.echo(f"audit trail intact: {report.entries} entries in {report.chains} chains")
+            return 0
+        for p in report.problems:
+            click.echo(f"TAMPERED chain={p.chain} entry={p.entry_id} seq={p.seq}: {p.reason}", err=True)
+        click.echo(f"audit trail broken in {len(report.problems)} of {report.chains} chains", err=True)
+        return 1
+
+    sys.exit(asyncio.run(_run()))

@@ -1,0 +1,51 @@
+"""Engine and session factory for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from andon.platform.config.settings import DatabaseSettings
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions start (see "begin" below).
+        dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later writes can
+        # deadlock against another writer instead of waiting for it.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(settings: DatabaseSettings, *, url: str | None = None) -> AsyncEngine:
+    target = url or settings.url
+    if target.startswith("sqlite"):
+        engine = create_async_engine(target, echo=settings.echo)
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        target,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

@@ -1,0 +1,19 @@
+"""Imports every model module so ``Base.metadata`` is complete.
+
+Like the app factory, this is an entry point: migrations, the test fixtures and the CLI use it, so
+the kernel's own modules never need to import a domain folder.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+
+def load_all_models() -> MetaData:
+    import andon.platform.audit.models
+    import andon.platform.auth.models
+    import andon.tenants.orgs.models
+    import andon.tenants.plant.models  # noqa: F401
+    from andon.platform.db.base import Base
+
+    return Base.metadata

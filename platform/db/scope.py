@@ -1,0 +1,49 @@
+"""Row-level security scope for the current transaction (PostgreSQL).
+
+The policies in ``db/rls.py`` read these settings. They are set with ``set_config(..., true)``, the
+function form of ``SET LOCAL``, so they vanish at commit or rollback and can never leak from one
+pooled connection's request into the next. On SQLite these are no-ops: repositories are the only
+isolation there.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.tenancy.principal import Principal
+
+TENANT_SETTING = "andon.tenant_id"
+PARTNER_SETTING = "andon.partner_id"
+OPERATOR_SETTING = "andon.operator"
+AUTH_LOOKUP_SETTING = "andon.auth_lookup"
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _set(session: AsyncSession, name: str, value: str) -> None:
+    await session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+
+
+async def apply_principal_scope(session: AsyncSession, principal: Principal) -> None:
+    if not _is_postgres(session):
+        return
+    await _set(session, PARTNER_SETTING, str(principal.partner_id) if principal.partner_id else "")
+    await _set(session, OPERATOR_SETTING, "on" if principal.is_operator else "")
+    if principal.customer_id:
+        await _set(session, TENANT_SETTING, str(principal.customer_id))
+
+
+async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    if _is_postgres(session):
+        await _set(session, TENANT_SETTING, str(tenant_id))
+
+
+async def allow_auth_lookup(session: AsyncSession) -> None:
+    """Lets the authentication middleware find a key by its prefix before any tenant is known."""
+    if _is_postgres(session):
+        await _set(session, AUTH_LOOKUP_SETTING, "on")

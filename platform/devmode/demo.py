@@ -1,0 +1,157 @@
+"""The seeded demo for ``andon dev``: the operator, two partners, three customers with plants.
+
+It goes through the same services as the API (so every object is audited and validated), and is
+idempotent: a second run finds the demo and only reissues keys if their credentials file is gone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from andon.platform.auth.rbac import ALL_PERMISSIONS
+from andon.platform.auth.schemas import ApiKeyCreate
+from andon.platform.auth.service import ApiKeyService, KeyOwner
+from andon.platform.db.scope import apply_principal_scope
+from andon.platform.tenancy.principal import OrgKind, system_principal
+from andon.tenants.onboarding.service import PlantImportService
+from andon.tenants.orgs.models import Customer, Partner
+from andon.tenants.orgs.schemas import CustomerCreate, PartnerCreate
+from andon.tenants.orgs.service import CustomerService, PartnerService
+from andon.tenants.plant.schemas import Shift, ShiftCalendarCreate
+from andon.tenants.plant.service import PlantService
+
+DATA = Path(__file__).parent / "data"
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    slug: str
+    name: str
+    timezone: str
+    plant_file: str
+
+
+@dataclass(frozen=True)
+class DemoPartner:
+    slug: str
+    name: str
+    customers: tuple[DemoCustomer, ...]
+
+
+DEMO: tuple[DemoPartner, ...] = (
+    DemoPartner("northwind", "Northwind Automation", (
+        DemoCustomer("acme-castings", "Acme Precision Castings", "Europe/Berlin", "acme-castings.csv"),
+        DemoCustomer("helix-packaging", "Helix Packaging", "America/Chicago", "helix-packaging.csv"),
+    )),
+    DemoPartner("bluefin", "Bluefin Industrial Services", (
+        DemoCustomer("corvid-automotive", "Corvid Automotive Components", "America/Detroit",
+                     "corvid-automotive.csv"),
+    )),
+)
+
+SHIFTS = [
+    Shift(name="Early", start="06:00", end="14:00", days=[1, 2, 3, 4, 5]),
+    Shift(name="Late", start="14:00", end="22:00", days=[1, 2, 3, 4, 5]),
+    Shift(name="Night", start="22:00", end="06:00", days=[1, 2, 3, 4, 5]),
+    Shift(name="Weekend", start="06:00", end="18:00", days=[6, 7]),
+]
+
+
+@dataclass
+class Credentials:
+    operator: str = ""
+    partners: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "api_keys": {"operator": self.operator, "partners": self.partners, "customers": self.customers},
+            # One login per persona arrives with single sign-on (issue 02).
+            "logins": [],
+        }
+
+
+async def _demo_exists(session: AsyncSession) -> bool:
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    partners, _ = await PartnerService(session, system).list(limit=1, offset=0, q=None)
+    return bool(partners)
+
+
+async def _issue_keys(session: AsyncSession, partners: dict[str, Partner], customers: dict[str, Customer]) -> Credentials:
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    creds = Credentials()
+    _, creds.operator = await ApiKeyService(session, system, KeyOwner(OrgKind.PLATFORM)).issue(
+        ApiKeyCreate(name="demo operator", roles=["platform_operator"])
+    )
+    for slug, partner in partners.items():
+        owner = KeyOwner(OrgKind.PARTNER, partner_id=partner.id)
+        _, creds.partners[slug] = await ApiKeyService(session, system, owner).issue(
+            ApiKeyCreate(name=f"demo {slug} admin", roles=["partner_admin"])
+        )
+    for slug, customer in customers.items():
+        tenant = await CustomerService(session, system).open_tenant(customer.id)
+        owner = KeyOwner(OrgKind.CUSTOMER, partner_id=customer.partner_id, tenant=tenant)
+        _, creds.customers[slug] = await ApiKeyService(session, system, owner).issue(
+            ApiKeyCreate(name=f"demo {slug} admin", roles=["customer_admin"])
+        )
+    return creds
+
+
+async def _create_demo(session: AsyncSession) -> tuple[dict[str, Partner], dict[str, Customer]]:
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    partners: dict[str, Partner] = {}
+    customers: dict[str, Customer] = {}
+    for p in DEMO:
+        partner = await PartnerService(session, system).create(PartnerCreate(slug=p.slug, name=p.name))
+        partners[p.slug] = partner
+        for c in p.customers:
+            customer = await CustomerService(session, system).create(
+                CustomerCreate(slug=c.slug, name=c.name, default_timezone=c.timezone, partner_id=partner.id)
+            )
+            customers[c.slug] = customer
+            tenant = await CustomerService(session, system).open_tenant(customer.id)
+            body = (DATA / c.plant_file).read_bytes()
+            await PlantImportService(session, tenant, c.timezone).run(body, "text/csv", dry_run=False)
+            plant = PlantService(session, tenant)
+            sites, _ = await plant.list("site", limit=10, offset=0)
+            for site in sites:
+                await plant.create("shift_calendar", ShiftCalendarCreate(
+                    site_id=site.id, name=f"{site.name} shifts", shifts=list(SHIFTS)
+                ))
+    return partners, customers
+
+
+async def _load_orgs(session: AsyncSession) -> tuple[dict[str, Partner], dict[str, Customer]]:
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    partners, _ = await PartnerService(session, system).list(limit=500, offset=0, q=None)
+    customers, _ = await CustomerService(session, system).list(limit=500, offset=0, q=None, partner_id=None)
+    wanted = {c.slug for p in DEMO for c in p.customers}
+    return (
+        {p.slug: p for p in partners if p.slug in {d.slug for d in DEMO}},
+        {c.slug: c for c in customers if c.slug in wanted},
+    )
+
+
+async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> tuple[dict[str, Any], bool]:
+    """Returns the credentials and whether anything was created."""
+    path = data_dir / CREDENTIALS_FILE
+    async with sessionmaker() as session, session.begin():
+        await apply_principal_scope(session, system_principal(ALL_PERMISSIONS, "demo seed"))
+        if await _demo_exists(session):
+            if path.exists():
+                return dict(json.loads(path.read_text())), False
+            partners, customers = await _load_orgs(session)
+            created = False
+        else:
+            partners, customers = await _create_demo(session)
+            created = True
+        creds = (await _issue_keys(session, partners, customers)).as_dict()
+    path.write_text(json.dumps(creds, indent=2) + "\n")
+    path.chmod(0o600)
+    return creds, created

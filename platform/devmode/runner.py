@@ -1,0 +1,71 @@
+"""``andon dev``: SQLite in a data directory, migrations, the demo, and the server, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+
+from andon.platform.config.settings import DatabaseSettings, Environment, HttpSettings, Settings
+from andon.platform.db import migrate
+from andon.platform.db.engine import create_engine, create_sessionmaker
+from andon.platform.devmode.demo import CREDENTIALS_FILE, seed_demo
+from andon.platform.http.app import create_app
+
+DB_FILES = ("andon.db", "andon.db-wal", "andon.db-shm", CREDENTIALS_FILE)
+
+
+def dev_settings(data_dir: Path, host: str, port: int) -> Settings:
+    url = f"sqlite+aiosqlite:///{(data_dir / 'andon.db').resolve()}"
+    return Settings(
+        environment=Environment.DEVELOPMENT,
+        data_dir=data_dir,
+        log_json=False,
+        database=DatabaseSettings(url=url),
+        http=HttpSettings(host=host, port=port, base_url=f"http://{host}:{port}"),
+    )
+
+
+async def _seed(settings: Settings) -> tuple[dict[str, Any], bool]:
+    engine = create_engine(settings.database)
+    try:
+        return await seed_demo(create_sessionmaker(engine), settings.data_dir)
+    finally:
+        await engine.dispose()
+
+
+def _banner(settings: Settings, creds: dict[str, Any], created: bool) -> str:
+    base = settings.http.base_url
+    keys = creds["api_keys"]
+    lines = [
+        "",
+        f"  Andon is running at {base}  ({'new demo seeded' if created else 'existing demo data'})",
+        f"  API docs:        {base}/api/docs",
+        f"  Readiness:       {base}/health/ready",
+        f"  Credentials:     {(settings.data_dir / CREDENTIALS_FILE).resolve()}",
+        "",
+        f"  operator                     {keys['operator']}",
+        *(f"  partner  {slug:<20} {key}" for slug, key in keys["partners"].items()),
+        *(f"  customer {slug:<20} {key}" for slug, key in keys["customers"].items()),
+        "",
+        f"  Try:  curl -H 'Authorization: Bearer {keys['partners'].get('northwind', '')}' {base}/api/v1/customers",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_dev(*, host: str, port: int, data_dir: Path, reset: bool) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if reset:
+        for name in DB_FILES:
+            (data_dir / name).unlink(missing_ok=True)
+    settings = dev_settings(data_dir, host, port)
+    click.echo("migrating the database ...")
+    migrate.upgrade(settings.database)
+    click.echo("seeding the demo ...")
+    creds, created = asyncio.run(_seed(settings))
+    click.echo(_banner(settings, creds, created))
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None)

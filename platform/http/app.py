@@ -1,0 +1,99 @@
+"""The application factory: the one place that assembles the kernel and the domain routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.types import ControllerRouterHandler
+from sqlalchemy.exc import IntegrityError
+
+import andon
+from andon.platform.audit.controllers import AuditController
+from andon.platform.auth.controllers import ApiKeyController, RoleController
+from andon.platform.auth.guards import require_permission
+from andon.platform.auth.middleware import ApiKeyAuthenticationMiddleware
+from andon.platform.config.settings import Settings
+from andon.platform.db.engine import create_engine, create_sessionmaker
+from andon.platform.http.dependencies import DEPENDENCIES
+from andon.platform.http.health import HealthController
+from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
+from andon.platform.http.request_context import RequestContextMiddleware
+from andon.platform.observability.logging import configure_logging
+from andon.platform.workers.broker import build_broker
+from andon.tenants.access.controllers import CustomerApiKeyController, CustomerAuditController
+from andon.tenants.onboarding.controllers import PlantImportController
+from andon.tenants.orgs.controllers import CustomerController, PartnerController
+from andon.tenants.plant.controllers import PLANT_CONTROLLERS
+
+OPENAPI_PATH = "/api/docs"
+
+
+def route_handlers() -> list[ControllerRouterHandler]:
+    return [
+        HealthController,
+        PartnerController,
+        CustomerController,
+        *PLANT_CONTROLLERS,
+        PlantImportController,
+        ApiKeyController,
+        CustomerApiKeyController,
+        RoleController,
+        AuditController,
+        CustomerAuditController,
+    ]
+
+
+def _integrity_conflict(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    # Pre-checks in services name the field; this is the backstop for a race between two writers.
+    return problem_response(request, 409, "the change conflicts with an existing record", slug="conflict")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    engine = create_engine(settings.database)
+    state = State({
+        "settings": settings,
+        "engine": engine,
+        "sessionmaker": create_sessionmaker(engine),
+        "broker": build_broker(settings),
+    })
+
+    async def _dispose(app: Litestar) -> None:
+        await app.state.engine.dispose()
+
+    openapi = OpenAPIConfig(
+        title="Andon API",
+        version=andon.__version__,
+        description="Production-support orchestration for manufacturers. Authenticate with "
+        "`Authorization: Bearer <API key>`; errors are RFC 9457 problem+json.",
+        path=OPENAPI_PATH,
+        render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+    )
+    app = Litestar(
+        route_handlers=route_handlers(),
+        state=state,
+        dependencies=DEPENDENCIES,
+        guards=[require_permission],
+        middleware=[
+            RequestContextMiddleware,
+            DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
+        ],
+        exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict},
+        openapi_config=openapi,
+        request_max_body_size=settings.security.max_body_bytes,
+        on_shutdown=[_dispose],
+        debug=False,
+        logging_config=None,  # configure_logging owns the log pipeline
+    )
+    # The documentation pages are public; every other route must declare its permission.
+    for route in app.routes:
+        if route.path.startswith(OPENAPI_PATH):
+            for handler in route.route_handlers:
+                handler.opt["public"] = True
+    return app

@@ -1,0 +1,45 @@
+"""Request-scoped dependencies: the unit of work and the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.db.scope import apply_principal_scope
+from andon.platform.http.errors import AuthenticationError
+from andon.platform.tenancy.principal import Principal
+
+
+async def provide_db_session(
+    request: Request[Any, Any, Any], state: State
+) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per request: committed once when the handler succeeds, rolled back otherwise."""
+    async with state.sessionmaker() as session:
+        principal = request.scope.get("user")
+        if isinstance(principal, Principal):
+            await apply_principal_scope(session, principal)
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise AuthenticationError("authentication required")
+    return principal
+
+
+DEPENDENCIES = {
+    "db_session": Provide(provide_db_session),
+    "principal": Provide(provide_principal, sync_to_thread=False),
+}

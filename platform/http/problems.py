@@ -1,0 +1,102 @@
+"""Every error leaves the API as ``application/problem+json`` (RFC 9457), never as a stack trace."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from andon.platform.http.errors import AndonError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://andon.dev/problems/"
+
+log = structlog.get_logger("andon.http")
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(extra: Any) -> list[dict[str, Any]]:
+    """Litestar reports validation failures as ``[{"message", "key", "source"}]``; name the fields."""
+    errors: list[dict[str, Any]] = []
+    for item in extra if isinstance(extra, list) else []:
+        if isinstance(item, dict):
+            errors.append(
+                {
+                    "field": item.get("key") or None,
+                    "source": item.get("source"),
+                    "message": item.get("message", "invalid value"),
+                }
+            )
+    return errors
+
+
+def _handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = _validation_errors(exc.extra)
+    detail = "The request is not valid: " + "; ".join(
+        f"{e['field']}: {e['message']}" if e["field"] else str(e["message"]) for e in errors
+    ) if errors else (exc.detail or "The request is not valid")
+    return problem_response(
+        request, 422 if errors else 400, detail, slug="validation-failed", extra={"errors": errors}
+    )
+
+
+def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    detail = exc.detail or HTTPStatus(status).phrase
+    if status == 413:
+        detail = "The request body is larger than this endpoint accepts"
+    extra = exc.extra if isinstance(exc.extra, dict) else None
+    return problem_response(request, status, detail, extra=extra, headers=exc.headers)
+
+
+def _handle_domain(request: Request[Any, Any, Any], exc: AndonError) -> Response[Any]:
+    return problem_response(
+        request, exc.status_code, exc.detail, slug=exc.type_slug, title=exc.title, extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(
+        request, 500, "An unexpected error occurred; it has been logged with this request's id."
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: _handle_validation,
+    HTTPException: _handle_http,
+    AndonError: _handle_domain,
+    Exception: _handle_unexpected,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "problem_response"]

@@ -1,0 +1,52 @@
+"""All SQL of the plant hierarchy; every repository is tenant-scoped by construction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from sqlalchemy import select
+
+from andon.platform.db.repository import TenantRepository
+from andon.tenants.plant.models import Area, Asset, Line, ShiftCalendar, Site
+
+N = TypeVar("N", Site, Area, Line, Asset, ShiftCalendar)
+
+
+class PlantRepository(TenantRepository[N], Generic[N]):
+    async def by_external_ids(self, external_ids: Sequence[str]) -> dict[str, N]:
+        if not external_ids:
+            return {}
+        stmt = self.select().where(self.model.external_id.in_(list(external_ids)))
+        return {row.external_id: row for row in (await self.session.execute(stmt)).scalars()}
+
+    async def external_id_taken(self, external_id: str, *, other_than: uuid.UUID | None = None) -> bool:
+        stmt = self.select().where(self.model.external_id == external_id)
+        if other_than is not None:
+            stmt = stmt.where(self.model.id != other_than)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def ids_in(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        stmt = select(self.model.id).where(self.model.tenant_id == self.ctx.tenant_id, self.model.id.in_(ids))
+        return set((await self.session.execute(stmt)).scalars())
+
+
+class SiteRepository(PlantRepository[Site]):
+    model = Site
+
+
+class AreaRepository(PlantRepository[Area]):
+    model = Area
+
+
+class LineRepository(PlantRepository[Line]):
+    model = Line
+
+
+class AssetRepository(PlantRepository[Asset]):
+    model = Asset
+
+
+class ShiftCalendarRepository(PlantRepository[ShiftCalendar]):
+    model = ShiftCalendar

@@ -1,0 +1,153 @@
+"""API shapes for the plant hierarchy."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+TimeZoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="IANA time zone")]
+Text100 = Annotated[str, msgspec.Meta(max_length=100)]
+Criticality = Annotated[str, msgspec.Meta(pattern=r"^[ABC]$", description="A (critical), B or C")]
+ClockTime = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local")]
+Weekday = Annotated[int, msgspec.Meta(ge=1, le=7, description="ISO weekday, 1 = Monday")]
+
+
+class _In(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class _Out(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+class SiteCreate(_In, kw_only=True):
+    name: Name
+    external_id: ExternalId | None = None
+    timezone: TimeZoneName = "UTC"
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class SiteUpdate(_In, kw_only=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+    timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class SiteRead(_Out, kw_only=True):
+    name: str
+    external_id: str | None
+    timezone: str
+    description: str | None
+
+
+class AreaCreate(_In, kw_only=True):
+    site_id: uuid.UUID
+    name: Name
+    external_id: ExternalId | None = None
+
+
+class AreaUpdate(_In, kw_only=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class AreaRead(_Out, kw_only=True):
+    site_id: uuid.UUID
+    name: str
+    external_id: str | None
+
+
+class LineCreate(_In, kw_only=True):
+    site_id: uuid.UUID
+    area_id: uuid.UUID | None = None
+    name: Name
+    external_id: ExternalId | None = None
+
+
+class LineUpdate(_In, kw_only=True):
+    area_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class LineRead(_Out, kw_only=True):
+    site_id: uuid.UUID
+    area_id: uuid.UUID | None
+    name: str
+    external_id: str | None
+
+
+class AssetCreate(_In, kw_only=True):
+    site_id: uuid.UUID
+    line_id: uuid.UUID | None = None
+    name: Name
+    external_id: ExternalId | None = None
+    asset_type: Text100 | None = None
+    manufacturer: Text100 | None = None
+    model: Text100 | None = None
+    serial_number: Text100 | None = None
+    criticality: Criticality | None = None
+
+
+class AssetUpdate(_In, kw_only=True):
+    line_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+    asset_type: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    manufacturer: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    model: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    serial_number: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    criticality: Criticality | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class AssetRead(_Out, kw_only=True):
+    site_id: uuid.UUID
+    line_id: uuid.UUID | None
+    name: str
+    external_id: str | None
+    asset_type: str | None
+    manufacturer: str | None
+    model: str | None
+    serial_number: str | None
+    criticality: str | None
+
+
+class Shift(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: Name
+    start: ClockTime
+    end: ClockTime
+    days: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)] = msgspec.field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7]
+    )
+
+
+Shifts = Annotated[list[Shift], msgspec.Meta(max_length=24)]
+
+
+class ShiftCalendarCreate(_In, kw_only=True):
+    site_id: uuid.UUID
+    name: Name
+    timezone: TimeZoneName | None = None
+    shifts: Shifts = msgspec.field(default_factory=list)
+
+
+class ShiftCalendarUpdate(_In, kw_only=True):
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
+    shifts: Shifts | msgspec.UnsetType = msgspec.UNSET
+
+
+class ShiftCalendarRead(_Out, kw_only=True):
+    site_id: uuid.UUID
+    name: str
+    timezone: str
+    shifts: list[Shift]
