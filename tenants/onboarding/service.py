@@ -114,9 +114,12 @@ class PlantImportService:
         errors = list(parsed.errors)
         planned: list[PlannedRow] = []
         seen: dict[tuple[str, str], int] = {}
+        failed: dict[str, int] = {}  # external id -> row, for rows that did not validate
         for raw in parsed.rows:
             row = self._check_row(raw, errors)
             if row is None:
+                if raw.values.get("external_id"):
+                    failed.setdefault(raw.values["external_id"], raw.number)
                 continue
             key = (row.kind, row.external_id)
             if key in seen:
@@ -135,7 +138,7 @@ class PlantImportService:
         in_file = {(r.kind, r.external_id): r for r in planned}
         ok: list[PlannedRow] = []
         for row in planned:
-            if row.parent is not None and not self._resolve_parent(row, in_file, existing, errors):
+            if row.parent is not None and not self._resolve_parent(row, in_file, existing, failed, errors):
                 continue
             current = existing[row.kind].get(row.external_id)
             if current is not None:
@@ -156,7 +159,7 @@ class PlantImportService:
 
     def _resolve_parent(
         self, row: PlannedRow, in_file: dict[tuple[str, str], PlannedRow],
-        existing: dict[str, dict[str, Any]], errors: list[RowError],
+        existing: dict[str, dict[str, Any]], failed: dict[str, int], errors: list[RowError],
     ) -> bool:
         assert row.parent is not None
         ref = row.parent[1]
@@ -164,6 +167,10 @@ class PlantImportService:
             if (parent_kind, ref) in in_file or ref in existing[parent_kind]:
                 row.parent = (parent_kind, ref)
                 return True
+        if ref in failed:
+            errors.append(RowError(row.row.number, "parent_external_id",
+                                   f"its parent '{ref}' on row {failed[ref]} has errors"))
+            return False
         errors.append(RowError(
             row.row.number, "parent_external_id",
             f"no {' or '.join(PARENTS[row.kind])} with external_id '{ref}' in this file or this customer",
