@@ -183,6 +183,7 @@ def upgrade() -> None:
     op.create_table('shift_calendars',
     sa.Column('site_id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('external_id', sa.String(length=100), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('shifts', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
@@ -192,6 +193,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], name=op.f('fk_shift_calendars_site_id_sites')),
     sa.ForeignKeyConstraint(['tenant_id'], ['customers.id'], name=op.f('fk_shift_calendars_tenant_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_shift_calendars')),
+    sa.UniqueConstraint('tenant_id', 'external_id', name=op.f('uq_shift_calendars_tenant_id_external_id')),
     sa.UniqueConstraint('tenant_id', 'site_id', 'name', name=op.f('uq_shift_calendars_tenant_id_site_id_name'))
     )
     with op.batch_alter_table('shift_calendars', schema=None) as batch_op:

@@ -56,9 +56,7 @@ async def record(
         "after": after,
         "prev_hash": head.hash,
     }
-    entry = AuditEntry(
-        **fields, tenant_id=tenant_id, partner_id=partner, hash=entry_hash(**fields)
-    )
+    entry = AuditEntry(**fields, tenant_id=tenant_id, partner_id=partner, hash=entry_hash(**fields))
     await repo.append(entry, head)
     return entry
 
@@ -103,22 +101,31 @@ async def verify(session: AsyncSession) -> VerifyReport:
         last_id: str | None = None
         async for e in repo.stream_chain(chain):
             total += 1
-            where = {"chain": chain, "entry_id": str(e.id), "seq": e.seq}
+            entry_id, seq = str(e.id), e.seq
             if e.seq != expected_seq:
-                problems.append(ChainProblem(
-                    **where, reason=f"entry {expected_seq} is missing (next is {e.seq}): deleted"
-                ))
+                problems.append(
+                    ChainProblem(
+                        chain, entry_id, seq, reason=f"entry {expected_seq} is missing (next is {e.seq}): deleted"
+                    )
+                )
                 break
             if e.prev_hash != prev:
-                problems.append(ChainProblem(**where, reason="link to the previous entry is broken"))
+                problems.append(ChainProblem(chain, entry_id, seq, reason="link to the previous entry is broken"))
                 break
             recomputed = entry_hash(
-                chain=e.chain, seq=e.seq, at=e.at, actor=e.actor, action=e.action,
-                target_type=e.target_type, target_id=e.target_id, before=e.before, after=e.after,
+                chain=e.chain,
+                seq=e.seq,
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                target_type=e.target_type,
+                target_id=e.target_id,
+                before=e.before,
+                after=e.after,
                 prev_hash=e.prev_hash,
             )
             if recomputed != e.hash:
-                problems.append(ChainProblem(**where, reason="content does not match its hash: edited"))
+                problems.append(ChainProblem(chain, entry_id, seq, reason="content does not match its hash: edited"))
                 break
             expected_seq, prev, last_id = e.seq + 1, e.hash, str(e.id)
         else:
@@ -126,8 +133,12 @@ async def verify(session: AsyncSession) -> VerifyReport:
             if head is None:
                 problems.append(ChainProblem(chain, last_id, None, "chain head is missing"))
             elif head.seq != expected_seq - 1 or head.hash != prev:
-                problems.append(ChainProblem(
-                    chain, last_id, head.seq,
-                    f"head says {head.seq} entries but {expected_seq - 1} remain: tail deleted",
-                ))
+                problems.append(
+                    ChainProblem(
+                        chain,
+                        last_id,
+                        head.seq,
+                        f"head says {head.seq} entries but {expected_seq - 1} remain: tail deleted",
+                    )
+                )
     return VerifyReport(chains=len(chains), entries=total, problems=problems)

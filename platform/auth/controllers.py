@@ -52,7 +52,12 @@ class RoleController(Controller):
     @get("/", opt={"permission": P.ROLES_READ})
     async def list_roles(self) -> list[RoleRead]:
         return [
-            RoleRead(name=r.name, title=r.title, org_kind=r.org_kind.value,
-                     permissions=sorted(r.permissions), description=r.description)
+            RoleRead(
+                name=r.name,
+                title=r.title,
+                org_kind=r.org_kind.value,
+                permissions=sorted(r.permissions),
+                description=r.description,
+            )
             for r in ROLES.values()
         ]

@@ -38,9 +38,7 @@ class KeyOwner:
     @classmethod
     def own(cls, principal: Principal) -> KeyOwner:
         if principal.org_kind is OrgKind.CUSTOMER:
-            raise AndonError(
-                f"customer keys are managed under /api/v1/customers/{principal.customer_id}/api-keys"
-            )
+            raise AndonError(f"customer keys are managed under /api/v1/customers/{principal.customer_id}/api-keys")
         return cls(kind=principal.org_kind, partner_id=principal.partner_id)
 
 
@@ -54,9 +52,17 @@ class ApiKeyService:
         )
 
     async def _audit(self, action: str, key: ApiKey, *, before: dict[str, object] | None = None) -> None:
-        await record(self.session, self.principal, action, target_type="api_key", target_id=key.id,
-                     before=before, after=snapshot(key), tenant=self.owner.tenant,
-                     partner_id=self.owner.partner_id)
+        await record(
+            self.session,
+            self.principal,
+            action,
+            target_type="api_key",
+            target_id=key.id,
+            before=before,
+            after=snapshot(key),
+            tenant=self.owner.tenant,
+            partner_id=self.owner.partner_id,
+        )
 
     async def issue(self, data: ApiKeyCreate) -> tuple[ApiKey, str]:
         # An org administers the node below it fully; at its own node it cannot grant beyond itself.
@@ -71,12 +77,19 @@ class ApiKeyService:
                 extra={"errors": [{"field": "expires_at", "message": "must be in the future"}]},
             )
         minted = mint_key()
-        key = await self.repo.add(ApiKey(
-            name=data.name, prefix=minted.prefix, key_hash=minted.key_hash,
-            org_kind=self.owner.kind.value, partner_id=self.owner.partner_id,
-            tenant_id=self.owner.tenant_id, roles=sorted(set(data.roles)),
-            expires_at=data.expires_at, created_by=self.principal.label,
-        ))
+        key = await self.repo.add(
+            ApiKey(
+                name=data.name,
+                prefix=minted.prefix,
+                key_hash=minted.key_hash,
+                org_kind=self.owner.kind.value,
+                partner_id=self.owner.partner_id,
+                tenant_id=self.owner.tenant_id,
+                roles=sorted(set(data.roles)),
+                expires_at=data.expires_at,
+                created_by=self.principal.label,
+            )
+        )
         await self._audit("api_key.issued", key)
         return key, minted.plaintext
 
@@ -97,4 +110,3 @@ class ApiKeyService:
             await self.session.flush()
             await self._audit("api_key.revoked", key, before=before)
         return key
-

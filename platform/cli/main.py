@@ -39,8 +39,12 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
     settings = Settings()
     uvicorn.run(
-        "andon.platform.http.asgi:app", host=host or settings.http.host, port=port or settings.http.port,
-        workers=workers, log_config=None, proxy_headers=True,
+        "andon.platform.http.asgi:app",
+        host=host or settings.http.host,
+        port=port or settings.http.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
     )
 
 

@@ -29,9 +29,7 @@ class RecordMixin:
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
-    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
 
 class TenantOwnedMixin(RecordMixin):
@@ -43,9 +41,7 @@ class TenantOwnedMixin(RecordMixin):
 
     @declared_attr
     def tenant_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(
-            Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        return mapped_column(Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True)
 
 
 def tenant_owned_tables() -> list[str]:

@@ -8,4 +8,4 @@ from uuid_utils.compat import uuid7
 
 
 def new_id() -> uuid.UUID:
-    return uuid7()  # type: ignore[no-any-return]
+    return uuid7()

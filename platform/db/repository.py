@@ -26,7 +26,7 @@ class TenantRepository(Generic[M]):
         self.session = session
         self.ctx = ctx
 
-    def select(self) -> Select[tuple[M]]:
+    def select(self) -> Select[M]:
         return select(self.model).where(self.model.tenant_id == self.ctx.tenant_id)
 
     async def get(self, id_: uuid.UUID) -> M | None:
@@ -37,18 +37,12 @@ class TenantRepository(Generic[M]):
         result = await self.session.execute(self.select().where(*where).limit(1))
         return result.scalar_one_or_none()
 
-    async def list(
-        self, *where: ColumnElement[bool], limit: int = 100, offset: int = 0
-    ) -> Sequence[M]:
+    async def list(self, *where: ColumnElement[bool], limit: int = 100, offset: int = 0) -> Sequence[M]:
         stmt = self.select().where(*where).order_by(self.model.id).limit(limit).offset(offset)
         return (await self.session.execute(stmt)).scalars().all()
 
     async def count(self, *where: ColumnElement[bool]) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(self.model)
-            .where(self.model.tenant_id == self.ctx.tenant_id, *where)
-        )
+        stmt = select(func.count()).select_from(self.model).where(self.model.tenant_id == self.ctx.tenant_id, *where)
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def add(self, obj: M) -> M:

@@ -45,14 +45,23 @@ class DemoPartner:
 
 
 DEMO: tuple[DemoPartner, ...] = (
-    DemoPartner("northwind", "Northwind Automation", (
-        DemoCustomer("acme-castings", "Acme Precision Castings", "Europe/Berlin", "acme-castings.csv"),
-        DemoCustomer("helix-packaging", "Helix Packaging", "America/Chicago", "helix-packaging.csv"),
-    )),
-    DemoPartner("bluefin", "Bluefin Industrial Services", (
-        DemoCustomer("corvid-automotive", "Corvid Automotive Components", "America/Detroit",
-                     "corvid-automotive.csv"),
-    )),
+    DemoPartner(
+        "northwind",
+        "Northwind Automation",
+        (
+            DemoCustomer("acme-castings", "Acme Precision Castings", "Europe/Berlin", "acme-castings.csv"),
+            DemoCustomer("helix-packaging", "Helix Packaging", "America/Chicago", "helix-packaging.csv"),
+        ),
+    ),
+    DemoPartner(
+        "bluefin",
+        "Bluefin Industrial Services",
+        (
+            DemoCustomer(
+                "corvid-automotive", "Corvid Automotive Components", "America/Detroit", "corvid-automotive.csv"
+            ),
+        ),
+    ),
 )
 
 SHIFTS = [
@@ -83,7 +92,9 @@ async def _demo_exists(session: AsyncSession) -> bool:
     return bool(partners)
 
 
-async def _issue_keys(session: AsyncSession, partners: dict[str, Partner], customers: dict[str, Customer]) -> Credentials:
+async def _issue_keys(
+    session: AsyncSession, partners: dict[str, Partner], customers: dict[str, Customer]
+) -> Credentials:
     system = system_principal(ALL_PERMISSIONS, "demo seed")
     creds = Credentials()
     _, creds.operator = await ApiKeyService(session, system, KeyOwner(OrgKind.PLATFORM)).issue(
@@ -121,9 +132,10 @@ async def _create_demo(session: AsyncSession) -> tuple[dict[str, Partner], dict[
             plant = PlantService(session, tenant)
             sites, _ = await plant.list("site", limit=10, offset=0)
             for site in sites:
-                await plant.create("shift_calendar", ShiftCalendarCreate(
-                    site_id=site.id, name=f"{site.name} shifts", shifts=list(SHIFTS)
-                ))
+                await plant.create(
+                    "shift_calendar",
+                    ShiftCalendarCreate(site_id=site.id, name=f"{site.name} shifts", shifts=list(SHIFTS)),
+                )
     return partners, customers
 
 

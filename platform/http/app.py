@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import IntegrityError
 
@@ -25,7 +26,11 @@ from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
 from andon.platform.http.request_context import RequestContextMiddleware
 from andon.platform.observability.logging import configure_logging
 from andon.platform.workers.broker import build_broker
-from andon.tenants.access.controllers import CustomerApiKeyController, CustomerAuditController
+from andon.tenants.access.controllers import (
+    CustomerApiKeyController,
+    CustomerAuditController,
+    PartnerApiKeyController,
+)
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
@@ -42,6 +47,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PlantImportController,
         ApiKeyController,
         CustomerApiKeyController,
+        PartnerApiKeyController,
         RoleController,
         AuditController,
         CustomerAuditController,
@@ -57,12 +63,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     engine = create_engine(settings.database)
-    state = State({
-        "settings": settings,
-        "engine": engine,
-        "sessionmaker": create_sessionmaker(engine),
-        "broker": build_broker(settings),
-    })
+    state = State(
+        {
+            "settings": settings,
+            "engine": engine,
+            "sessionmaker": create_sessionmaker(engine),
+            "broker": build_broker(settings),
+        }
+    )
 
     async def _dispose(app: Litestar) -> None:
         await app.state.engine.dispose()
@@ -93,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # The documentation pages are public; every other route must declare its permission.
     for route in app.routes:
-        if route.path.startswith(OPENAPI_PATH):
+        if isinstance(route, HTTPRoute) and route.path.startswith(OPENAPI_PATH):
             for handler in route.route_handlers:
                 handler.opt["public"] = True
     return app

@@ -15,9 +15,7 @@ from andon.platform.http.errors import AuthenticationError
 from andon.platform.tenancy.principal import Principal
 
 
-async def provide_db_session(
-    request: Request[Any, Any, Any], state: State
-) -> AsyncGenerator[AsyncSession, None]:
+async def provide_db_session(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[AsyncSession, None]:
     """One transaction per request: committed once when the handler succeeds, rolled back otherwise."""
     async with state.sessionmaker() as session:
         principal = request.scope.get("user")

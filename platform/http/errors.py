@@ -47,7 +47,7 @@ class AuthenticationError(AndonError):
     status_code = 401
     title = "Unauthorized"
     type_slug = "unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="andon"'}  # noqa: RUF012
+    headers = {"WWW-Authenticate": 'Bearer realm="andon"'}
 
 
 class UnsupportedMediaTypeError(AndonError):

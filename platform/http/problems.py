@@ -61,12 +61,13 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
 
 def _handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = _validation_errors(exc.extra)
-    detail = "The request is not valid: " + "; ".join(
-        f"{e['field']}: {e['message']}" if e["field"] else str(e["message"]) for e in errors
-    ) if errors else (exc.detail or "The request is not valid")
-    return problem_response(
-        request, 422 if errors else 400, detail, slug="validation-failed", extra={"errors": errors}
+    detail = (
+        "The request is not valid: "
+        + "; ".join(f"{e['field']}: {e['message']}" if e["field"] else str(e["message"]) for e in errors)
+        if errors
+        else (exc.detail or "The request is not valid")
     )
+    return problem_response(request, 422 if errors else 400, detail, slug="validation-failed", extra={"errors": errors})
 
 
 def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -80,16 +81,19 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
 
 def _handle_domain(request: Request[Any, Any, Any], exc: AndonError) -> Response[Any]:
     return problem_response(
-        request, exc.status_code, exc.detail, slug=exc.type_slug, title=exc.title, extra=exc.extra,
+        request,
+        exc.status_code,
+        exc.detail,
+        slug=exc.type_slug,
+        title=exc.title,
+        extra=exc.extra,
         headers=exc.headers,
     )
 
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-    return problem_response(
-        request, 500, "An unexpected error occurred; it has been logged with this request's id."
-    )
+    return problem_response(request, 500, "An unexpected error occurred; it has been logged with this request's id.")
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

@@ -14,7 +14,7 @@ from andon.platform.config.settings import Settings
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis.url:
-        broker: dramatiq.Broker = RedisBroker(url=settings.redis.url)
+        broker: dramatiq.Broker = RedisBroker(url=settings.redis.url)  # type: ignore[no-untyped-call]
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")

@@ -18,8 +18,14 @@ from andon.platform.http.errors import UnsupportedMediaTypeError, ValidationFail
 KINDS = ("site", "area", "line", "asset")
 REQUIRED = ("kind", "external_id", "name")
 OPTIONAL = (
-    "parent_external_id", "timezone", "description",
-    "asset_type", "manufacturer", "model", "serial_number", "criticality",
+    "parent_external_id",
+    "timezone",
+    "description",
+    "asset_type",
+    "manufacturer",
+    "model",
+    "serial_number",
+    "criticality",
 )
 COLUMNS = REQUIRED + OPTIONAL
 MAX_ROWS = 50_000
@@ -96,7 +102,7 @@ def parse_csv(text: str) -> ParsedFile:
             line = reader.line_num
             if len(parsed.rows) >= MAX_ROWS:
                 raise _file_error(f"the file has more than {MAX_ROWS} rows; split it")
-            extra = record.pop(None, None)  # type: ignore[call-overload]
+            extra = record.pop(None, None)
             if extra:
                 parsed.errors.append(RowError(line, None, f"{len(extra)} more value(s) than the header has columns"))
                 continue

@@ -21,15 +21,29 @@ from andon.tenants.plant.models import Area, Asset, Line, Site
 from andon.tenants.plant.service import PlantService
 
 # Where each kind may hang, tried in this order when resolving parent_external_id.
-PARENTS: dict[str, tuple[str, ...]] = {"site": (), "area": ("site",), "line": ("area", "site"), "asset": ("line", "site")}
+PARENTS: dict[str, tuple[str, ...]] = {
+    "site": (),
+    "area": ("site",),
+    "line": ("area", "site"),
+    "asset": ("line", "site"),
+}
 FIELDS: dict[str, tuple[str, ...]] = {
     "site": ("name", "timezone", "description"),
     "area": ("name",),
     "line": ("name",),
     "asset": ("name", "asset_type", "manufacturer", "model", "serial_number", "criticality"),
 }
-LIMITS = {"name": 200, "external_id": 100, "parent_external_id": 100, "timezone": 64, "description": 2000,
-          "asset_type": 100, "manufacturer": 100, "model": 100, "serial_number": 100}
+LIMITS = {
+    "name": 200,
+    "external_id": 100,
+    "parent_external_id": 100,
+    "timezone": 64,
+    "description": 2000,
+    "asset_type": 100,
+    "manufacturer": 100,
+    "model": 100,
+    "serial_number": 100,
+}
 
 
 @dataclass(slots=True)
@@ -58,8 +72,12 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "dry_run": self.dry_run, "valid": self.valid, "applied": self.applied, "rows": self.rows,
-            "summary": self.summary, "errors": [e.as_dict() for e in self.errors],
+            "dry_run": self.dry_run,
+            "valid": self.valid,
+            "applied": self.applied,
+            "rows": self.rows,
+            "summary": self.summary,
+            "errors": [e.as_dict() for e in self.errors],
         }
 
 
@@ -87,8 +105,13 @@ class PlantImportService:
         if kind == "site" and parent:
             errors.append(RowError(raw.number, "parent_external_id", "a site has no parent; leave it empty"))
         if kind != "site" and not parent:
-            errors.append(RowError(raw.number, "parent_external_id",
-                                   f"is required for a {kind} (the {' or '.join(PARENTS[kind])} it belongs to)"))
+            errors.append(
+                RowError(
+                    raw.number,
+                    "parent_external_id",
+                    f"is required for a {kind} (the {' or '.join(PARENTS[kind])} it belongs to)",
+                )
+            )
         for col in ("timezone", "description"):
             if v.get(col) and kind != "site":
                 errors.append(RowError(raw.number, col, f"applies to sites only, not to a {kind}"))
@@ -123,8 +146,11 @@ class PlantImportService:
                 continue
             key = (row.kind, row.external_id)
             if key in seen:
-                errors.append(RowError(raw.number, "external_id",
-                                       f"{row.kind} '{row.external_id}' already appears on row {seen[key]}"))
+                errors.append(
+                    RowError(
+                        raw.number, "external_id", f"{row.kind} '{row.external_id}' already appears on row {seen[key]}"
+                    )
+                )
                 continue
             seen[key] = raw.number
             planned.append(row)
@@ -158,8 +184,12 @@ class PlantImportService:
         return ok, report
 
     def _resolve_parent(
-        self, row: PlannedRow, in_file: dict[tuple[str, str], PlannedRow],
-        existing: dict[str, dict[str, Any]], failed: dict[str, int], errors: list[RowError],
+        self,
+        row: PlannedRow,
+        in_file: dict[tuple[str, str], PlannedRow],
+        existing: dict[str, dict[str, Any]],
+        failed: dict[str, int],
+        errors: list[RowError],
     ) -> bool:
         assert row.parent is not None
         ref = row.parent[1]
@@ -168,13 +198,17 @@ class PlantImportService:
                 row.parent = (parent_kind, ref)
                 return True
         if ref in failed:
-            errors.append(RowError(row.row.number, "parent_external_id",
-                                   f"its parent '{ref}' on row {failed[ref]} has errors"))
+            errors.append(
+                RowError(row.row.number, "parent_external_id", f"its parent '{ref}' on row {failed[ref]} has errors")
+            )
             return False
-        errors.append(RowError(
-            row.row.number, "parent_external_id",
-            f"no {' or '.join(PARENTS[row.kind])} with external_id '{ref}' in this file or this customer",
-        ))
+        errors.append(
+            RowError(
+                row.row.number,
+                "parent_external_id",
+                f"no {' or '.join(PARENTS[row.kind])} with external_id '{ref}' in this file or this customer",
+            )
+        )
         return False
 
     def _site_of(
@@ -193,19 +227,29 @@ class PlantImportService:
         return ("file", site.external_id) if site is not None and site.external_id else ("db", node.site_id)
 
     def _check_site_moves(
-        self, rows: list[PlannedRow], in_file: dict[tuple[str, str], PlannedRow],
-        existing: dict[str, dict[str, Any]], errors: list[RowError],
+        self,
+        rows: list[PlannedRow],
+        in_file: dict[tuple[str, str], PlannedRow],
+        existing: dict[str, dict[str, Any]],
+        errors: list[RowError],
     ) -> None:
         for row in list(rows):
             if row.existing is None or row.kind == "site" or row.parent is None:
                 continue
             new_site = self._site_of(row.parent[0], row.parent[1], in_file, existing)
             site_node = next((s for s in existing["site"].values() if s.id == row.existing.site_id), None)
-            old_site = ("file", site_node.external_id) if site_node and site_node.external_id else ("db", row.existing.site_id)
+            old_site = (
+                ("file", site_node.external_id) if site_node and site_node.external_id else ("db", row.existing.site_id)
+            )
             if new_site != old_site:
-                errors.append(RowError(row.row.number, "parent_external_id",
-                                       f"{row.kind} '{row.external_id}' would move to another site; "
-                                       "import cannot move nodes between sites"))
+                errors.append(
+                    RowError(
+                        row.row.number,
+                        "parent_external_id",
+                        f"{row.kind} '{row.external_id}' would move to another site; "
+                        "import cannot move nodes between sites",
+                    )
+                )
                 rows.remove(row)
 
     async def run(self, body: bytes, content_type: str, *, dry_run: bool) -> ImportReport:
@@ -260,11 +304,24 @@ class PlantImportService:
                             row.changes.setdefault(k, [getattr(node, k), v])
                             setattr(node, k, v)
                     if row.changes:
-                        updated.append({"kind": kind, "external_id": row.external_id, "id": str(node.id),
-                                        "changes": json_safe(row.changes)})
+                        updated.append(
+                            {
+                                "kind": kind,
+                                "external_id": row.external_id,
+                                "id": str(node.id),
+                                "changes": json_safe(row.changes),
+                            }
+                        )
                 ids[(kind, row.external_id)] = node.id
                 sites[node.id] = node.id if kind == "site" else node.site_id
         await self.session.flush()
         if created or updated:
-            await record(self.session, self.ctx.principal, "plant.imported", target_type="plant_import",
-                         target_id=None, after={"created": created, "updated": updated}, tenant=self.ctx)
+            await record(
+                self.session,
+                self.ctx.principal,
+                "plant.imported",
+                target_type="plant_import",
+                target_id=None,
+                after={"created": created, "updated": updated},
+                tenant=self.ctx,
+            )

@@ -39,9 +39,7 @@ class PartnerController(Controller):
         return to_read(await PartnerService(db_session, principal).create(data), PartnerRead)
 
     @get("/{partner_id:uuid}", opt={"permission": P.PARTNERS_READ})
-    async def get_partner(
-        self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID
-    ) -> PartnerRead:
+    async def get_partner(self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID) -> PartnerRead:
         return to_read(await PartnerService(db_session, principal).get(partner_id), PartnerRead)
 
     @patch("/{partner_id:uuid}", opt={"permission": P.PARTNERS_WRITE})
@@ -51,9 +49,7 @@ class PartnerController(Controller):
         return to_read(await PartnerService(db_session, principal).update(partner_id, data), PartnerRead)
 
     @delete("/{partner_id:uuid}", opt={"permission": P.PARTNERS_WRITE})
-    async def delete_partner(
-        self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID
-    ) -> None:
+    async def delete_partner(self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID) -> None:
         await PartnerService(db_session, principal).delete(partner_id)
 
 
@@ -63,7 +59,12 @@ class CustomerController(Controller):
 
     @get("/", opt={"permission": P.CUSTOMERS_READ})
     async def list_customers(
-        self, db_session: DbSession, principal: Caller, limit: Limit = 50, offset: Offset = 0, q: Search = None,
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        q: Search = None,
         partner_id: OptionalId = None,
     ) -> Page[CustomerRead]:
         rows, total = await CustomerService(db_session, principal).list(
@@ -78,9 +79,7 @@ class CustomerController(Controller):
         return to_read(await CustomerService(db_session, principal).create(data), CustomerRead)
 
     @get("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_READ})
-    async def get_customer(
-        self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID
-    ) -> CustomerRead:
+    async def get_customer(self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID) -> CustomerRead:
         return to_read(await CustomerService(db_session, principal).get(customer_id), CustomerRead)
 
     @patch("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_WRITE})
@@ -91,7 +90,5 @@ class CustomerController(Controller):
         return to_read(await service.update(customer_id, data), CustomerRead)
 
     @delete("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_WRITE})
-    async def delete_customer(
-        self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID
-    ) -> None:
+    async def delete_customer(self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID) -> None:
         await CustomerService(db_session, principal).delete(customer_id)

@@ -35,7 +35,7 @@ class PartnerRepository:
         self.session = session
         self.principal = principal
 
-    def _select(self) -> Select[tuple[Partner]]:
+    def _select(self) -> Select[Partner]:
         return select(Partner).where(_partner_reach(self.principal))
 
     async def get(self, id_: uuid.UUID) -> Partner | None:
@@ -75,7 +75,7 @@ class CustomerRepository:
         self.session = session
         self.principal = principal
 
-    def _select(self) -> Select[tuple[Customer]]:
+    def _select(self) -> Select[Customer]:
         return select(Customer).where(_customer_reach(self.principal))
 
     async def get(self, id_: uuid.UUID) -> Customer | None:

@@ -9,8 +9,13 @@ from typing import Annotated
 import msgspec
 
 Slug = Annotated[
-    str, msgspec.Meta(min_length=2, max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
-                      description="lower-case letters, digits and hyphens")
+    str,
+    msgspec.Meta(
+        min_length=2,
+        max_length=63,
+        pattern=r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$",
+        description="lower-case letters, digits and hyphens",
+    ),
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Status = Annotated[str, msgspec.Meta(pattern=r"^(active|suspended)$")]

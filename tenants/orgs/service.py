@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-
-import msgspec
 from collections.abc import Sequence
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.api.schemas import apply_update, check_timezone
@@ -40,8 +39,14 @@ class PartnerService:
         if await self.repo.slug_taken(data.slug):
             raise ConflictError(f"a partner with slug '{data.slug}' already exists")
         partner = await self.repo.add(Partner(slug=data.slug, name=data.name, status="active"))
-        await record(self.session, self.principal, "partner.created", target_type="partner",
-                     target_id=partner.id, after=snapshot(partner))
+        await record(
+            self.session,
+            self.principal,
+            "partner.created",
+            target_type="partner",
+            target_id=partner.id,
+            after=snapshot(partner),
+        )
         return partner
 
     async def update(self, partner_id: uuid.UUID, data: PartnerUpdate) -> Partner:
@@ -49,8 +54,15 @@ class PartnerService:
         before = snapshot(partner)
         apply_update(partner, data)
         await self.session.flush()
-        await record(self.session, self.principal, "partner.updated", target_type="partner",
-                     target_id=partner.id, before=before, after=snapshot(partner))
+        await record(
+            self.session,
+            self.principal,
+            "partner.updated",
+            target_type="partner",
+            target_id=partner.id,
+            before=before,
+            after=snapshot(partner),
+        )
         return partner
 
     async def delete(self, partner_id: uuid.UUID) -> None:
@@ -62,8 +74,9 @@ class PartnerService:
             )
         before = snapshot(partner)
         await self.repo.delete(partner)
-        await record(self.session, self.principal, "partner.deleted", target_type="partner",
-                     target_id=partner_id, before=before)
+        await record(
+            self.session, self.principal, "partner.deleted", target_type="partner", target_id=partner_id, before=before
+        )
 
 
 class CustomerService:
@@ -111,11 +124,23 @@ class CustomerService:
         if await self.repo.slug_taken(data.slug):
             raise ConflictError(f"a customer with slug '{data.slug}' already exists")
         customer = await self.repo.add(
-            Customer(partner_id=partner_id, slug=data.slug, name=data.name,
-                     default_timezone=data.default_timezone, status="active")
+            Customer(
+                partner_id=partner_id,
+                slug=data.slug,
+                name=data.name,
+                default_timezone=data.default_timezone,
+                status="active",
+            )
         )
-        await record(self.session, self.principal, "customer.created", target_type="customer",
-                     target_id=customer.id, after=snapshot(customer), partner_id=partner_id)
+        await record(
+            self.session,
+            self.principal,
+            "customer.created",
+            target_type="customer",
+            target_id=customer.id,
+            after=snapshot(customer),
+            partner_id=partner_id,
+        )
         return customer
 
     async def update(self, customer_id: uuid.UUID, data: CustomerUpdate) -> Customer:
@@ -127,9 +152,19 @@ class CustomerService:
         before = snapshot(customer)
         apply_update(customer, data)
         await self.session.flush()
-        await record(self.session, self.principal, "customer.updated", target_type="customer",
-                     target_id=customer.id, before=before, after=snapshot(customer),
-                     partner_id=customer.partner_id)
+        # A customer's own change lands on its own chain; its partner's on the partner's.
+        own = await self.open_tenant(customer.id) if self.principal.org_kind is OrgKind.CUSTOMER else None
+        await record(
+            self.session,
+            self.principal,
+            "customer.updated",
+            target_type="customer",
+            target_id=customer.id,
+            before=before,
+            after=snapshot(customer),
+            tenant=own,
+            partner_id=customer.partner_id,
+        )
         return customer
 
     async def delete(self, customer_id: uuid.UUID) -> None:
@@ -139,5 +174,12 @@ class CustomerService:
         before = snapshot(customer)
         partner_id = customer.partner_id
         await self.repo.delete(customer)
-        await record(self.session, self.principal, "customer.deleted", target_type="customer",
-                     target_id=customer_id, before=before, partner_id=partner_id)
+        await record(
+            self.session,
+            self.principal,
+            "customer.deleted",
+            target_type="customer",
+            target_id=customer_id,
+            before=before,
+            partner_id=partner_id,
+        )

@@ -22,31 +22,40 @@ def _controller(kind: str, segment: str, tag: str, create: Any, update: Any, rea
 
     class _PlantController(Controller):
         path = f"/api/v1/customers/{{customer_id:uuid}}/{segment}"
-        tags = [tag]  # noqa: RUF012
-        dependencies = TENANT_DEPENDENCY  # noqa: RUF012
+        tags = [tag]
+        dependencies = TENANT_DEPENDENCY
 
         @get("/", opt={"permission": P.PLANT_READ}, name=f"{kind}.list")
         async def list_nodes(
-            self, db_session: DbSession, tenant: Tenant, limit: Limit = 50, offset: Offset = 0,
-            q: Search = None, site_id: OptionalId = None,
-        ) -> Page[read]:  # type: ignore[valid-type]
+            self,
+            db_session: DbSession,
+            tenant: Tenant,
+            limit: Limit = 50,
+            offset: Offset = 0,
+            q: Search = None,
+            site_id: OptionalId = None,
+        ) -> Page[read]:
             rows, total = await PlantService(db_session, tenant).list(
                 kind, limit=limit, offset=offset, q=q, site_id=site_id
             )
             return Page(items=[to_read(r, read) for r in rows], total=total, limit=limit, offset=offset)
 
         @post("/", opt={"permission": P.PLANT_WRITE}, name=f"{kind}.create")
-        async def create_node(self, db_session: DbSession, tenant: Tenant, data: JSONBody[create]) -> read:  # type: ignore[valid-type]
+        async def create_node(self, db_session: DbSession, tenant: Tenant, data: JSONBody[create]) -> read:
             return to_read(await PlantService(db_session, tenant).create(kind, data), read)
 
         @get(id_path, opt={"permission": P.PLANT_READ}, name=f"{kind}.get")
-        async def get_node(self, db_session: DbSession, tenant: Tenant, node_id: PathId) -> read:  # type: ignore[valid-type]
+        async def get_node(self, db_session: DbSession, tenant: Tenant, node_id: PathId) -> read:
             return to_read(await PlantService(db_session, tenant).get(kind, node_id), read)
 
         @patch(id_path, opt={"permission": P.PLANT_WRITE}, name=f"{kind}.update")
         async def update_node(
-            self, db_session: DbSession, tenant: Tenant, node_id: PathId, data: JSONBody[update]  # type: ignore[valid-type]
-        ) -> read:  # type: ignore[valid-type]
+            self,
+            db_session: DbSession,
+            tenant: Tenant,
+            node_id: PathId,
+            data: JSONBody[update],
+        ) -> read:
             return to_read(await PlantService(db_session, tenant).update(kind, node_id, data), read)
 
         @delete(id_path, opt={"permission": P.PLANT_WRITE}, name=f"{kind}.delete")
@@ -62,6 +71,12 @@ PLANT_CONTROLLERS = [
     _controller("area", "areas", "Areas", s.AreaCreate, s.AreaUpdate, s.AreaRead),
     _controller("line", "lines", "Lines", s.LineCreate, s.LineUpdate, s.LineRead),
     _controller("asset", "assets", "Assets", s.AssetCreate, s.AssetUpdate, s.AssetRead),
-    _controller("shift_calendar", "shift-calendars", "Shift calendars",
-                s.ShiftCalendarCreate, s.ShiftCalendarUpdate, s.ShiftCalendarRead),
+    _controller(
+        "shift_calendar",
+        "shift-calendars",
+        "Shift calendars",
+        s.ShiftCalendarCreate,
+        s.ShiftCalendarUpdate,
+        s.ShiftCalendarRead,
+    ),
 ]

@@ -64,10 +64,12 @@ class ShiftCalendar(TenantOwnedMixin, Base):
     """Named shifts of a site in its local time; the engine asks it who is on duty."""
 
     __tablename__ = "shift_calendars"
-    __table_args__ = (UniqueConstraint("tenant_id", "site_id", "name"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "site_id", "name"), UniqueConstraint("tenant_id", "external_id"))
 
     site_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("sites.id"), nullable=False, index=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The calendar's id in the customer's workforce or MES system, if it has one.
+    external_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False)
     # [{"name": "Early", "start": "06:00", "end": "14:00", "days": [1, 2, 3, 4, 5]}]
     shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False, default=list)

@@ -19,7 +19,11 @@ class PlantRepository(TenantRepository[N], Generic[N]):
         if not external_ids:
             return {}
         stmt = self.select().where(self.model.external_id.in_(list(external_ids)))
-        return {row.external_id: row for row in (await self.session.execute(stmt)).scalars()}
+        found: dict[str, N] = {}
+        for row in (await self.session.execute(stmt)).scalars():
+            if row.external_id is not None:
+                found[row.external_id] = row
+        return found
 
     async def external_id_taken(self, external_id: str, *, other_than: uuid.UUID | None = None) -> bool:
         stmt = self.select().where(self.model.external_id == external_id)

@@ -37,9 +37,9 @@ class SiteCreate(_In, kw_only=True):
 
 class SiteUpdate(_In, kw_only=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
     timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
-    description: Annotated[str, msgspec.Meta(max_length=2000)] | None | msgspec.UnsetType = msgspec.UNSET
+    description: Annotated[str, msgspec.Meta(max_length=2000)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SiteRead(_Out, kw_only=True):
@@ -57,7 +57,7 @@ class AreaCreate(_In, kw_only=True):
 
 class AreaUpdate(_In, kw_only=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class AreaRead(_Out, kw_only=True):
@@ -74,9 +74,9 @@ class LineCreate(_In, kw_only=True):
 
 
 class LineUpdate(_In, kw_only=True):
-    area_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    area_id: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class LineRead(_Out, kw_only=True):
@@ -99,14 +99,14 @@ class AssetCreate(_In, kw_only=True):
 
 
 class AssetUpdate(_In, kw_only=True):
-    line_id: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    line_id: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
     name: Name | msgspec.UnsetType = msgspec.UNSET
-    external_id: ExternalId | None | msgspec.UnsetType = msgspec.UNSET
-    asset_type: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    manufacturer: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    model: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    serial_number: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    criticality: Criticality | None | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
+    asset_type: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    manufacturer: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    model: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    serial_number: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    criticality: Criticality | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class AssetRead(_Out, kw_only=True):
@@ -136,12 +136,14 @@ Shifts = Annotated[list[Shift], msgspec.Meta(max_length=24)]
 class ShiftCalendarCreate(_In, kw_only=True):
     site_id: uuid.UUID
     name: Name
+    external_id: ExternalId | None = None
     timezone: TimeZoneName | None = None
     shifts: Shifts = msgspec.field(default_factory=list)
 
 
 class ShiftCalendarUpdate(_In, kw_only=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
+    external_id: ExternalId | msgspec.UnsetType | None = msgspec.UNSET
     timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
     shifts: Shifts | msgspec.UnsetType = msgspec.UNSET
 
@@ -149,5 +151,6 @@ class ShiftCalendarUpdate(_In, kw_only=True):
 class ShiftCalendarRead(_Out, kw_only=True):
     site_id: uuid.UUID
     name: str
+    external_id: str | None
     timezone: str
     shifts: list[Shift]

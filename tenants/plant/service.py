@@ -49,8 +49,12 @@ class NodeKind:
 KINDS: dict[str, NodeKind] = {
     k.name: k
     for k in (
-        NodeKind("site", "site", SiteRepository,
-                 (("area", "site_id"), ("line", "site_id"), ("asset", "site_id"), ("shift_calendar", "site_id"))),
+        NodeKind(
+            "site",
+            "site",
+            SiteRepository,
+            (("area", "site_id"), ("line", "site_id"), ("asset", "site_id"), ("shift_calendar", "site_id")),
+        ),
         NodeKind("area", "area", AreaRepository, (("line", "area_id"),)),
         NodeKind("line", "line", LineRepository, (("asset", "line_id"),)),
         NodeKind("asset", "asset", AssetRepository),
@@ -74,7 +78,12 @@ class PlantService:
         return node
 
     async def list(
-        self, kind: str, *, limit: int, offset: int, q: str | None = None,
+        self,
+        kind: str,
+        *,
+        limit: int,
+        offset: int,
+        q: str | None = None,
         site_id: uuid.UUID | None = None,
     ) -> tuple[Sequence[Any], int]:
         repo = self.repo(kind)
@@ -124,16 +133,21 @@ class PlantService:
         await self._check_links(kind, values, None)
         repo = self.repo(kind)
         node = await repo.add(repo.model(**values))
-        await record(self.session, self.ctx.principal, f"{kind}.created", target_type=kind,
-                     target_id=node.id, after=snapshot(node), tenant=self.ctx)
+        await record(
+            self.session,
+            self.ctx.principal,
+            f"{kind}.created",
+            target_type=kind,
+            target_id=node.id,
+            after=snapshot(node),
+            tenant=self.ctx,
+        )
         return node
 
     async def update(self, kind: str, node_id: uuid.UUID, data: msgspec.Struct) -> Any:
         node = await self.get(kind, node_id)
         sent = {
-            name: getattr(data, name)
-            for name in data.__struct_fields__
-            if getattr(data, name) is not msgspec.UNSET
+            name: getattr(data, name) for name in data.__struct_fields__ if getattr(data, name) is not msgspec.UNSET
         }
         values = msgspec.to_builtins(sent, builtin_types=(uuid.UUID,))
         if "name" in values and values["name"] is None:
@@ -143,8 +157,16 @@ class PlantService:
         for name, value in values.items():
             setattr(node, name, value)
         await self.session.flush()
-        await record(self.session, self.ctx.principal, f"{kind}.updated", target_type=kind,
-                     target_id=node.id, before=before, after=snapshot(node), tenant=self.ctx)
+        await record(
+            self.session,
+            self.ctx.principal,
+            f"{kind}.updated",
+            target_type=kind,
+            target_id=node.id,
+            before=before,
+            after=snapshot(node),
+            tenant=self.ctx,
+        )
         return node
 
     async def delete(self, kind: str, node_id: uuid.UUID) -> None:
@@ -159,5 +181,12 @@ class PlantService:
                 )
         before = snapshot(node)
         await self.repo(kind).delete(node)
-        await record(self.session, self.ctx.principal, f"{kind}.deleted", target_type=kind,
-                     target_id=node_id, before=before, tenant=self.ctx)
+        await record(
+            self.session,
+            self.ctx.principal,
+            f"{kind}.deleted",
+            target_type=kind,
+            target_id=node_id,
+            before=before,
+            tenant=self.ctx,
+        )

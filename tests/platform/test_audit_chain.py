@@ -8,8 +8,8 @@ import sys
 import uuid
 from typing import Any
 
-import pytest
 import anyio
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,11 +77,14 @@ async def test_verify_passes_then_names_an_edited_entry(settings: Settings, worl
         assert f"audit trail intact: {report.entries} entries in 5 chains" in output
 
         async with maker() as session, session.begin():
-            victim = (await session.execute(text(
-                "SELECT id, chain, seq FROM audit_entries WHERE action = 'site.created' ORDER BY seq LIMIT 1"
-            ))).one()
-            await session.execute(text("UPDATE audit_entries SET target_id = 'forged' WHERE id = :id"),
-                                  {"id": victim.id})
+            victim = (
+                await session.execute(
+                    text("SELECT id, chain, seq FROM audit_entries WHERE action = 'site.created' ORDER BY seq LIMIT 1")
+                )
+            ).one()
+            await session.execute(
+                text("UPDATE audit_entries SET target_id = 'forged' WHERE id = :id"), {"id": victim.id}
+            )
         code, output = await _run_verify(settings)
         assert code == 1
         assert f"chain={victim.chain} entry={uuid.UUID(str(victim.id))} seq={victim.seq}" in output
@@ -103,10 +106,12 @@ async def test_verify_detects_deleted_and_truncated_entries(settings: Settings, 
 
         other = f"tenant:{world.b.customer.customer_id}"
         async with maker() as session, session.begin():
-            last = (await session.execute(text("SELECT max(seq) FROM audit_entries WHERE chain = :c"),
-                                          {"c": other})).scalar_one()
-            await session.execute(text("DELETE FROM audit_entries WHERE chain = :c AND seq = :s"),
-                                  {"c": other, "s": last})
+            last = (
+                await session.execute(text("SELECT max(seq) FROM audit_entries WHERE chain = :c"), {"c": other})
+            ).scalar_one()
+            await session.execute(
+                text("DELETE FROM audit_entries WHERE chain = :c AND seq = :s"), {"c": other, "s": last}
+            )
         async with maker() as session:
             problems = (await verify(session)).problems
         truncated = [p for p in problems if p.chain == other]
@@ -115,14 +120,16 @@ async def test_verify_detects_deleted_and_truncated_entries(settings: Settings, 
         await engine.dispose()
 
 
-async def test_concurrent_appends_keep_one_chain(client: AsyncTestClient[Any], world: World, settings: Settings) -> None:
+async def test_concurrent_appends_keep_one_chain(
+    client: AsyncTestClient[Any], world: World, settings: Settings
+) -> None:
     import asyncio
 
     c = world.a.customer
     base = f"/api/v1/customers/{c.customer_id}/sites"
-    results = await asyncio.gather(*(
-        client.post(base, json={"name": f"Site {i}"}, headers=auth(c.key)) for i in range(10)
-    ))
+    results = await asyncio.gather(
+        *(client.post(base, json={"name": f"Site {i}"}, headers=auth(c.key)) for i in range(10))
+    )
     assert [r.status_code for r in results] == [201] * 10
     engine, maker = await _owner_session(settings)
     try:

@@ -33,8 +33,9 @@ async def test_wrong_type_names_the_field(client: AsyncTestClient[Any], world: W
 
 async def test_unknown_field_is_refused(client: AsyncTestClient[Any], world: World) -> None:
     c = world.a.customer
-    r = await client.post(f"/api/v1/customers/{c.customer_id}/sites", json={"name": "x", "colour": "red"},
-                          headers=auth(c.key))
+    r = await client.post(
+        f"/api/v1/customers/{c.customer_id}/sites", json={"name": "x", "colour": "red"}, headers=auth(c.key)
+    )
     body = _problem(r, 422)
     assert body["errors"][0]["message"] == "Object contains unknown field `colour`"
 
@@ -43,15 +44,19 @@ async def test_constraint_violation_and_bad_time_zone(client: AsyncTestClient[An
     c = world.a.customer
     r = await client.post(f"/api/v1/customers/{c.customer_id}/sites", json={"name": ""}, headers=auth(c.key))
     assert _problem(r, 422)["errors"][0]["field"] == "name"
-    r = await client.post(f"/api/v1/customers/{c.customer_id}/sites", json={"name": "x", "timezone": "Mars/Base"},
-                          headers=auth(c.key))
+    r = await client.post(
+        f"/api/v1/customers/{c.customer_id}/sites", json={"name": "x", "timezone": "Mars/Base"}, headers=auth(c.key)
+    )
     assert _problem(r, 422)["errors"] == [{"field": "timezone", "message": "unknown time zone"}]
 
 
 async def test_malformed_json(client: AsyncTestClient[Any], world: World) -> None:
     c = world.a.customer
-    r = await client.post(f"/api/v1/customers/{c.customer_id}/sites", content=b'{"name": ',
-                          headers={**auth(c.key), "content-type": "application/json"})
+    r = await client.post(
+        f"/api/v1/customers/{c.customer_id}/sites",
+        content=b'{"name": ',
+        headers={**auth(c.key), "content-type": "application/json"},
+    )
     assert _problem(r, 400)["title"] == "Bad Request"
 
 
@@ -62,8 +67,11 @@ async def test_oversized_body_is_413(settings: Settings, world: World) -> None:
     app = create_app(settings)
     c = world.a.customer
     async with AsyncTestClient(app=app) as small:
-        r = await small.post(f"/api/v1/customers/{c.customer_id}/plant-imports", content=b"x" * 5000,
-                             headers={**auth(c.key), "content-type": "text/csv"})
+        r = await small.post(
+            f"/api/v1/customers/{c.customer_id}/plant-imports",
+            content=b"x" * 5000,
+            headers={**auth(c.key), "content-type": "text/csv"},
+        )
     _problem(r, 413)
     await app.state.engine.dispose()
 
@@ -84,16 +92,21 @@ async def test_unknown_route_and_method(client: AsyncTestClient[Any], world: Wor
 
 
 async def test_permission_denied_is_403_problem(client: AsyncTestClient[Any], world: World) -> None:
-    body = _problem(await client.post("/api/v1/partners", json={"slug": "x1", "name": "X"},
-                                      headers=auth(world.a.key)), 403)
+    body = _problem(
+        await client.post("/api/v1/partners", json={"slug": "x1", "name": "X"}, headers=auth(world.a.key)), 403
+    )
     assert "partners:write" in body["detail"]
 
 
 async def test_conflicts_are_409(client: AsyncTestClient[Any], world: World) -> None:
     c = world.a.customer
-    r = await client.post(f"/api/v1/customers/{c.customer_id}/sites",
-                          json={"name": "Dup", "external_id": f"{c.slug}-S"}, headers=auth(c.key))
+    r = await client.post(
+        f"/api/v1/customers/{c.customer_id}/sites",
+        json={"name": "Dup", "external_id": f"{c.slug}-S"},
+        headers=auth(c.key),
+    )
     assert _problem(r, 409)["errors"] == [{"field": "external_id", "message": "already in use"}]
-    r = await client.post("/api/v1/customers", json={"slug": world.b.customer.slug, "name": "Copy"},
-                          headers=auth(world.a.key))
+    r = await client.post(
+        "/api/v1/customers", json={"slug": world.b.customer.slug, "name": "Copy"}, headers=auth(world.a.key)
+    )
     _problem(r, 409)

@@ -28,8 +28,11 @@ async def test_raw_select_sees_only_the_bound_tenant(
     a, b = str(world.a.customer.customer_id), str(world.b.customer.customer_id)
     async with sessionmaker() as session:
         async with session.begin():
-            role = (await session.execute(text("SELECT usename, usesuper, usebypassrls FROM pg_user "
-                                               "WHERE usename = current_user"))).one()
+            role = (
+                await session.execute(
+                    text("SELECT usename, usesuper, usebypassrls FROM pg_user WHERE usename = current_user")
+                )
+            ).one()
         assert tuple(role) == ("andon_app", False, False)
         for tenant, other in ((a, b), (b, a)):
             async with session.begin():
@@ -57,11 +60,14 @@ async def test_writing_into_another_tenant_is_refused(
     async with sessionmaker() as session:
         with pytest.raises(DBAPIError, match="row-level security"):
             async with session.begin():
-                await session.execute(text("SELECT set_config('andon.tenant_id', :t, true)"),
-                                      {"t": str(world.a.customer.customer_id)})
                 await session.execute(
-                    text("INSERT INTO sites (id, tenant_id, name, timezone, created_at, updated_at) "
-                         "VALUES (gen_random_uuid(), :other, 'x', 'UTC', now(), now())"),
+                    text("SELECT set_config('andon.tenant_id', :t, true)"), {"t": str(world.a.customer.customer_id)}
+                )
+                await session.execute(
+                    text(
+                        "INSERT INTO sites (id, tenant_id, name, timezone, created_at, updated_at) "
+                        "VALUES (gen_random_uuid(), :other, 'x', 'UTC', now(), now())"
+                    ),
                     {"other": str(world.b.customer.customer_id)},
                 )
 
@@ -75,6 +81,7 @@ async def test_audit_trail_is_append_only_for_the_app(
         for statement in ("UPDATE audit_entries SET action = 'x'", "DELETE FROM audit_entries"):
             with pytest.raises(DBAPIError, match="permission denied"):
                 async with session.begin():
-                    await session.execute(text("SELECT set_config('andon.tenant_id', :t, true)"),
-                                          {"t": str(world.a.customer.customer_id)})
+                    await session.execute(
+                        text("SELECT set_config('andon.tenant_id', :t, true)"), {"t": str(world.a.customer.customer_id)}
+                    )
                     await session.execute(text(statement))

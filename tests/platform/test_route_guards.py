@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from andon.platform.auth.guards import require_permission
@@ -22,6 +23,8 @@ PUBLIC_PREFIXES = ("/health/", OPENAPI_PATH)
 def _handlers(app: Litestar) -> list[tuple[str, HTTPRouteHandler]]:
     found = []
     for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
         for handler in route.route_handlers:
             if isinstance(handler, HTTPRouteHandler) and handler.http_methods != {"OPTIONS"}:
                 found.append((route.path, handler))

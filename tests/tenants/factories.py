@@ -35,8 +35,11 @@ class Tenant:
 
     def node(self, kind: str) -> uuid.UUID:
         return {
-            "sites": self.site_id, "areas": self.area_id, "lines": self.line_id,
-            "assets": self.asset_id, "shift-calendars": self.shift_calendar_id,
+            "sites": self.site_id,
+            "areas": self.area_id,
+            "lines": self.line_id,
+            "assets": self.asset_id,
+            "shift-calendars": self.shift_calendar_id,
         }[kind]
 
 
@@ -63,20 +66,28 @@ def auth(key: str) -> dict[str, str]:
 async def _tenant(session: AsyncSession, partner_id: uuid.UUID, slug: str) -> Tenant:
     system = system_principal(ALL_PERMISSIONS, "test factory")
     customers = CustomerService(session, system)
-    customer = await customers.create(CustomerCreate(slug=slug, name=slug.title(), partner_id=partner_id,
-                                                     default_timezone="Europe/Berlin"))
+    customer = await customers.create(
+        CustomerCreate(slug=slug, name=slug.title(), partner_id=partner_id, default_timezone="Europe/Berlin")
+    )
     ctx = await customers.open_tenant(customer.id)
     plant = PlantService(session, ctx)
-    site = await plant.create("site", ps.SiteCreate(name=f"{slug} plant", external_id=f"{slug}-S",
-                                                    timezone="Europe/Berlin"))
+    site = await plant.create(
+        "site", ps.SiteCreate(name=f"{slug} plant", external_id=f"{slug}-S", timezone="Europe/Berlin")
+    )
     area = await plant.create("area", ps.AreaCreate(site_id=site.id, name="Area", external_id=f"{slug}-A"))
-    line = await plant.create("line", ps.LineCreate(site_id=site.id, area_id=area.id, name="Line",
-                                                    external_id=f"{slug}-L"))
-    asset = await plant.create("asset", ps.AssetCreate(site_id=site.id, line_id=line.id, name="Press",
-                                                       external_id=f"{slug}-P", criticality="A"))
-    calendar = await plant.create("shift_calendar", ps.ShiftCalendarCreate(
-        site_id=site.id, name="Shifts", shifts=[ps.Shift(name="Early", start="06:00", end="14:00")]
-    ))
+    line = await plant.create(
+        "line", ps.LineCreate(site_id=site.id, area_id=area.id, name="Line", external_id=f"{slug}-L")
+    )
+    asset = await plant.create(
+        "asset",
+        ps.AssetCreate(site_id=site.id, line_id=line.id, name="Press", external_id=f"{slug}-P", criticality="A"),
+    )
+    calendar = await plant.create(
+        "shift_calendar",
+        ps.ShiftCalendarCreate(
+            site_id=site.id, name="Shifts", shifts=[ps.Shift(name="Early", start="06:00", end="14:00")]
+        ),
+    )
     owner = KeyOwner(OrgKind.CUSTOMER, partner_id=partner_id, tenant=ctx)
     key, plaintext = await ApiKeyService(session, system, owner).issue(
         ApiKeyCreate(name=f"{slug} admin", roles=["customer_admin"])

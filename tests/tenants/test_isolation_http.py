@@ -44,23 +44,29 @@ async def test_plant_objects_of_another_tenant_are_404(client: AsyncTestClient[A
             mine = await client.get(f"/api/v1/customers/{own.customer_id}/{kind}", headers=auth(key))
             assert mine.status_code == 200
             assert {i["tenant_id"] for i in mine.json()["items"]} == {str(own.customer_id)}
-            create = await client.post(f"/api/v1/customers/{other.customer_id}/{kind}",
-                                       json={"name": "x", "site_id": str(own.site_id)}, headers=auth(key))
+            create = await client.post(
+                f"/api/v1/customers/{other.customer_id}/{kind}",
+                json={"name": "x", "site_id": str(own.site_id)},
+                headers=auth(key),
+            )
             assert create.status_code == 404, (who, kind)
 
     # Nothing was changed by any of the refused calls.
     for org in (world.a, world.b):
-        r = await client.get(f"/api/v1/customers/{org.customer.customer_id}/sites/{org.customer.site_id}",
-                             headers=auth(org.key))
+        r = await client.get(
+            f"/api/v1/customers/{org.customer.customer_id}/sites/{org.customer.site_id}", headers=auth(org.key)
+        )
         assert r.json()["name"] == f"{org.customer.slug} plant"
 
 
 async def test_not_found_body_is_the_same_for_foreign_and_missing(client: AsyncTestClient[Any], world: World) -> None:
     own = world.a.customer
-    foreign = await client.get(f"/api/v1/customers/{own.customer_id}/sites/{world.b.customer.site_id}",
-                               headers=auth(own.key))
-    missing = await client.get(f"/api/v1/customers/{own.customer_id}/sites/{world.b.customer.site_id}",
-                               headers=auth(own.key))
+    foreign = await client.get(
+        f"/api/v1/customers/{own.customer_id}/sites/{world.b.customer.site_id}", headers=auth(own.key)
+    )
+    missing = await client.get(
+        f"/api/v1/customers/{own.customer_id}/sites/{world.b.customer.site_id}", headers=auth(own.key)
+    )
     body_f, body_m = foreign.json(), missing.json()
     for body in (body_f, body_m):
         body.pop("request_id")
@@ -92,8 +98,7 @@ async def test_api_keys_and_audit_of_another_tenant_are_404(client: AsyncTestCli
         ):
             assert (await client.get(url, headers=auth(key))).status_code == 404, (who, url)
             assert (await client.delete(url, headers=auth(key))).status_code == 404, (who, url)
-        assert (await client.get(f"/api/v1/customers/{other.customer_id}/audit",
-                                 headers=auth(key))).status_code == 404
+        assert (await client.get(f"/api/v1/customers/{other.customer_id}/audit", headers=auth(key))).status_code == 404
         trail = await client.get(f"/api/v1/customers/{own.customer_id}/audit", headers=auth(key))
         assert trail.status_code == 200
         assert {e["chain"] for e in trail.json()} == {f"tenant:{own.customer_id}"}
@@ -109,8 +114,11 @@ async def test_api_keys_and_audit_of_another_tenant_are_404(client: AsyncTestCli
 async def test_imports_into_another_tenant_are_404(client: AsyncTestClient[Any], world: World) -> None:
     body = b"kind,external_id,name\nsite,X1,Stolen\n"
     for who, key, _own, other in _callers(world):
-        r = await client.post(f"/api/v1/customers/{other.customer_id}/plant-imports", content=body,
-                              headers={**auth(key), "content-type": "text/csv"})
+        r = await client.post(
+            f"/api/v1/customers/{other.customer_id}/plant-imports",
+            content=body,
+            headers={**auth(key), "content-type": "text/csv"},
+        )
         assert r.status_code == 404, who
 
 

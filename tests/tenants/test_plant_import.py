@@ -22,11 +22,14 @@ asset,P1-C1,Compressor,P1,,compressor,B
 """
 
 
-async def _import(client: AsyncTestClient[Any], t: Tenant, body: bytes, *, dry_run: bool = False,
-                  content_type: str = "text/csv") -> Any:
+async def _import(
+    client: AsyncTestClient[Any], t: Tenant, body: bytes, *, dry_run: bool = False, content_type: str = "text/csv"
+) -> Any:
     return await client.post(
-        f"/api/v1/customers/{t.customer_id}/plant-imports", params={"dry_run": str(dry_run).lower()},
-        content=body, headers={**auth(t.key), "content-type": content_type},
+        f"/api/v1/customers/{t.customer_id}/plant-imports",
+        params={"dry_run": str(dry_run).lower()},
+        content=body,
+        headers={**auth(t.key), "content-type": content_type},
     )
 
 
@@ -58,19 +61,28 @@ async def test_import_creates_then_is_idempotent(client: AsyncTestClient[Any], w
         "asset": {"create": 2, "update": 0, "unchanged": 0},
     }
     after = await _totals(client, t)
-    assert after == {"sites": before["sites"] + 1, "areas": before["areas"] + 1,
-                     "lines": before["lines"] + 2, "assets": before["assets"] + 2}
+    assert after == {
+        "sites": before["sites"] + 1,
+        "areas": before["areas"] + 1,
+        "lines": before["lines"] + 2,
+        "assets": before["assets"] + 2,
+    }
 
     again = await _import(client, t, GOOD)
     assert {k: v["unchanged"] for k, v in again.json()["summary"].items()} == {
-        "site": 1, "area": 1, "line": 2, "asset": 2}
+        "site": 1,
+        "area": 1,
+        "line": 2,
+        "asset": 2,
+    }
     assert await _totals(client, t) == after
 
     renamed = GOOD.replace(b"Robot 1", b"Welding robot 1")
     changed = await _import(client, t, renamed)
     assert changed.json()["summary"]["asset"] == {"create": 0, "update": 1, "unchanged": 1}
-    assets = (await client.get(f"/api/v1/customers/{t.customer_id}/assets", params={"q": "Welding"},
-                               headers=auth(t.key))).json()["items"]
+    assets = (
+        await client.get(f"/api/v1/customers/{t.customer_id}/assets", params={"q": "Welding"}, headers=auth(t.key))
+    ).json()["items"]
     assert [a["external_id"] for a in assets] == ["P1-R1"]
     assert await _totals(client, t) == after
 
@@ -83,12 +95,18 @@ async def test_import_creates_then_is_idempotent(client: AsyncTestClient[Any], w
 async def test_import_links_parents_and_sites(client: AsyncTestClient[Any], world: World) -> None:
     t = world.a.customer
     assert (await _import(client, t, GOOD)).status_code == 200
-    lines = {x["external_id"]: x for x in (await client.get(
-        f"/api/v1/customers/{t.customer_id}/lines", headers=auth(t.key))).json()["items"]}
-    sites = {x["external_id"]: x for x in (await client.get(
-        f"/api/v1/customers/{t.customer_id}/sites", headers=auth(t.key))).json()["items"]}
-    areas = {x["external_id"]: x for x in (await client.get(
-        f"/api/v1/customers/{t.customer_id}/areas", headers=auth(t.key))).json()["items"]}
+    lines = {
+        x["external_id"]: x
+        for x in (await client.get(f"/api/v1/customers/{t.customer_id}/lines", headers=auth(t.key))).json()["items"]
+    }
+    sites = {
+        x["external_id"]: x
+        for x in (await client.get(f"/api/v1/customers/{t.customer_id}/sites", headers=auth(t.key))).json()["items"]
+    }
+    areas = {
+        x["external_id"]: x
+        for x in (await client.get(f"/api/v1/customers/{t.customer_id}/areas", headers=auth(t.key))).json()["items"]
+    }
     assert lines["P1-L1"]["area_id"] == areas["P1-A"]["id"]
     assert lines["P1-L1"]["site_id"] == sites["P1"]["id"]
     assert lines["P1-L2"]["area_id"] is None and lines["P1-L2"]["site_id"] == sites["P1"]["id"]
@@ -112,8 +130,13 @@ site,P3,Good plant,,UTC,
     errors = dry.json()["errors"]
     assert dry.json()["valid"] is False
     assert [(e["row"], e["field"]) for e in errors] == [
-        (2, "timezone"), (3, "parent_external_id"), (4, "parent_external_id"), (5, "name"), (5, "criticality"),
-        (6, "kind"), (7, "external_id"),
+        (2, "timezone"),
+        (3, "parent_external_id"),
+        (4, "parent_external_id"),
+        (5, "name"),
+        (5, "criticality"),
+        (6, "kind"),
+        (7, "external_id"),
     ]
     assert errors[1]["message"] == "its parent 'P2' on row 2 has errors"
     assert "no area or site with external_id 'NOPE'" in errors[2]["message"]
@@ -131,10 +154,13 @@ async def test_missing_parent_in_the_real_run_is_422(client: AsyncTestClient[Any
     t = world.a.customer
     r = await _import(client, t, b"kind,external_id,name,parent_external_id\nasset,X1,Pump,GHOST-LINE\n")
     assert r.status_code == 422
-    assert r.json()["errors"] == [{
-        "row": 2, "field": "parent_external_id",
-        "message": "no line or site with external_id 'GHOST-LINE' in this file or this customer",
-    }]
+    assert r.json()["errors"] == [
+        {
+            "row": 2,
+            "field": "parent_external_id",
+            "message": "no line or site with external_id 'GHOST-LINE' in this file or this customer",
+        }
+    ]
 
 
 async def test_parents_from_the_database_and_other_tenants(client: AsyncTestClient[Any], world: World) -> None:
@@ -142,14 +168,16 @@ async def test_parents_from_the_database_and_other_tenants(client: AsyncTestClie
     ok = await _import(client, t, f"kind,external_id,name,parent_external_id\nasset,NEW-1,Pump,{t.slug}-L\n".encode())
     assert ok.status_code == 200, ok.text
     # The other tenant's line is invisible: the same reference from there is a missing parent.
-    foreign = await _import(client, t, f"kind,external_id,name,parent_external_id\nasset,NEW-2,Pump,{other.slug}-L\n".encode())
+    foreign = await _import(
+        client, t, f"kind,external_id,name,parent_external_id\nasset,NEW-2,Pump,{other.slug}-L\n".encode()
+    )
     assert foreign.status_code == 422
 
 
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "fragment"),
     [
-        ("kind,external_id,name\nsite,\"S1,Broken\n".encode(), "text/csv", 422, "malformed CSV"),
+        (b'kind,external_id,name\nsite,"S1,Broken\n', "text/csv", 422, "malformed CSV"),
         ("kind,external_id,name\nsite,S1,Gie\xdferei\n".encode("latin-1"), "text/csv", 422, "not UTF-8"),
         (b"kind,name\nsite,Plant\n", "text/csv", 422, "missing column(s) external_id"),
         (b"kind,external_id,name,colour\nsite,S1,P,red\n", "text/csv", 422, "unknown column(s) colour"),
@@ -181,7 +209,11 @@ async def test_json_import_and_row_shape_errors(client: AsyncTestClient[Any], wo
     ]
     ok = await _import(client, t, json.dumps({"rows": rows}).encode(), content_type="application/json")
     assert ok.status_code == 200 and ok.json()["summary"]["line"]["create"] == 1
-    bad = [{"kind": "site", "external_id": "J2", "name": "x", "extra": 1}, "nope", {"kind": "site", "external_id": ["x"], "name": "y"}]
+    bad = [
+        {"kind": "site", "external_id": "J2", "name": "x", "extra": 1},
+        "nope",
+        {"kind": "site", "external_id": ["x"], "name": "y"},
+    ]
     r = await _import(client, t, json.dumps(bad).encode(), content_type="application/json", dry_run=True)
     assert [(e["row"], e["field"]) for e in r.json()["errors"]] == [(1, "extra"), (2, None), (3, None)]
 
@@ -198,7 +230,10 @@ async def test_moving_a_node_to_another_site_is_refused(client: AsyncTestClient[
     moved = GOOD + b"site,P9,Plant Nine,,UTC,,\n"
     moved = moved.replace(b"asset,P1-C1,Compressor,P1,", b"asset,P1-C1,Compressor,P9,")
     r = await _import(client, t, moved, dry_run=True)
-    assert r.json()["errors"] == [{
-        "row": 7, "field": "parent_external_id",
-        "message": "asset 'P1-C1' would move to another site; import cannot move nodes between sites",
-    }]
+    assert r.json()["errors"] == [
+        {
+            "row": 7,
+            "field": "parent_external_id",
+            "message": "asset 'P1-C1' would move to another site; import cannot move nodes between sites",
+        }
+    ]
