@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody
 
@@ -39,7 +37,7 @@ class PartnerController(Controller):
         return to_read(await PartnerService(db_session, principal).create(data), PartnerRead)
 
     @get("/{partner_id:uuid}", opt={"permission": P.PARTNERS_READ})
-    async def get_partner(self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID) -> PartnerRead:
+    async def get_partner(self, db_session: DbSession, principal: Caller, partner_id: PathId) -> PartnerRead:
         return to_read(await PartnerService(db_session, principal).get(partner_id), PartnerRead)
 
     @patch("/{partner_id:uuid}", opt={"permission": P.PARTNERS_WRITE})
@@ -49,7 +47,7 @@ class PartnerController(Controller):
         return to_read(await PartnerService(db_session, principal).update(partner_id, data), PartnerRead)
 
     @delete("/{partner_id:uuid}", opt={"permission": P.PARTNERS_WRITE})
-    async def delete_partner(self, db_session: DbSession, principal: Caller, partner_id: uuid.UUID) -> None:
+    async def delete_partner(self, db_session: DbSession, principal: Caller, partner_id: PathId) -> None:
         await PartnerService(db_session, principal).delete(partner_id)
 
 
@@ -79,7 +77,7 @@ class CustomerController(Controller):
         return to_read(await CustomerService(db_session, principal).create(data), CustomerRead)
 
     @get("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_READ})
-    async def get_customer(self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID) -> CustomerRead:
+    async def get_customer(self, db_session: DbSession, principal: Caller, customer_id: PathId) -> CustomerRead:
         return to_read(await CustomerService(db_session, principal).get(customer_id), CustomerRead)
 
     @patch("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_WRITE})
@@ -90,5 +88,5 @@ class CustomerController(Controller):
         return to_read(await service.update(customer_id, data), CustomerRead)
 
     @delete("/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_WRITE})
-    async def delete_customer(self, db_session: DbSession, principal: Caller, customer_id: uuid.UUID) -> None:
+    async def delete_customer(self, db_session: DbSession, principal: Caller, customer_id: PathId) -> None:
         await CustomerService(db_session, principal).delete(customer_id)

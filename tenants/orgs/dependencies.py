@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 from litestar.di import Provide
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.platform.http.params import Caller, DbSession, PathId
 from andon.platform.tenancy.context import TenantContext
-from andon.platform.tenancy.principal import Principal
 from andon.tenants.orgs.service import CustomerService
 
 
-async def provide_tenant(db_session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> TenantContext:
+async def provide_tenant(db_session: DbSession, principal: Caller, customer_id: PathId) -> TenantContext:
     return await CustomerService(db_session, principal).open_tenant(customer_id)
 
 
