@@ -1,14 +1,16 @@
 """Deny by default: a route runs only if it declares a permission the caller holds, or is public.
 
-Routes declare ``opt={"permission": "resource:action"}`` or ``opt={"public": True}``; a route with
-neither is refused to everyone (and fails the route-enumeration test).
+Routes declare ``opt={"permission": "resource:action"}``, ``opt={"authenticated": True}`` (anyone signed
+in, for their own account) or ``opt={"public": True}``; a route with none is refused to everyone (and
+fails the route-enumeration test).
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 
 from andon.platform.auth.middleware import AuthFailure
@@ -20,12 +22,33 @@ def is_public(handler: BaseRouteHandler) -> bool:
     return bool(handler.opt.get("public"))
 
 
-def require_permission(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+async def _check_csrf(connection: ASGIConnection[Any, Any, Any, Any], principal: Principal) -> None:
+    """Browser sessions must prove each unsafe request came from our own page (synchroniser token)."""
+    if principal.session_id is None or connection.scope.get("method") in SAFE_METHODS:
+        return
+    sent = connection.headers.get(CSRF_HEADER)
+    if sent is None and isinstance(connection, Request):
+        content_type = connection.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await connection.form()
+            value = form.get(CSRF_FIELD)
+            sent = value if isinstance(value, str) else None
+    if not sent or not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
+        raise PermissionDeniedError("missing or wrong CSRF token: reload the page and try again")
+
+
+async def require_permission(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     if is_public(handler) or connection.scope.get("method") == "OPTIONS":
         # OPTIONS answers only which methods exist (CORS preflight); it reads no data.
         return
     permission = handler.opt.get("permission")
-    if not permission:
+    signed_in_only = bool(handler.opt.get("authenticated"))
+    if not permission and not signed_in_only:
         raise PermissionDeniedError("this route has no access rule and is closed")
     principal = connection.scope.get("user")
     if not isinstance(principal, Principal):
@@ -33,5 +56,6 @@ def require_permission(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         if isinstance(failure, AuthFailure):
             raise AuthenticationError(failure.reason)
         raise AuthenticationError("authentication required: send 'Authorization: Bearer <API key>'")
-    if not principal.can(permission):
+    await _check_csrf(connection, principal)
+    if permission and not principal.can(permission):
         raise PermissionDeniedError(f"your role does not grant '{permission}'")

@@ -18,9 +18,13 @@ from andon.platform.auth.keys import matches, split_key
 from andon.platform.auth.rbac import permissions_for
 from andon.platform.auth.repository import ApiKeyLookup
 from andon.platform.db.types import utcnow
+from andon.platform.identity.principals import principal_for_user
+from andon.platform.identity.repository import IdentityLookup
+from andon.platform.identity.sessions import resolve_session
 from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
 
 INVALID = "invalid, expired or revoked API key"
+SESSION_ENDED = "your session has ended; sign in again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +32,15 @@ class AuthFailure:
     reason: str
 
 
-class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Machines send ``Authorization: Bearer``; browsers carry the session cookie."""
+
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
         header = connection.headers.get("authorization")
         if not header:
+            cookie = connection.cookies.get(connection.app.state.settings.session.cookie_name)
+            if cookie:
+                return await self._from_session(connection, cookie)
             return AuthenticationResult(user=None, auth=None)
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -66,3 +75,13 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             permissions=permissions_for(tuple(key.roles), org_kind),
         )
         return AuthenticationResult(user=principal, auth=key.prefix)
+
+    async def _from_session(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]
+        app_state = connection.app.state
+        async with app_state.sessionmaker() as session, session.begin():
+            found = await resolve_session(session, app_state.settings.session, token)
+            if found is None:
+                return AuthenticationResult(user=None, auth=AuthFailure(SESSION_ENDED))
+            user, login = found
+            grants = await IdentityLookup(session).grants(user.id)
+        return AuthenticationResult(user=principal_for_user(user, grants, login), auth=None)

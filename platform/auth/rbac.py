@@ -25,6 +25,10 @@ class P:
     API_KEYS_WRITE = "api_keys:write"
     AUDIT_READ = "audit:read"
     ROLES_READ = "roles:read"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    IDENTITY_READ = "identity:read"
+    IDENTITY_WRITE = "identity:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -48,6 +52,7 @@ def _role(name: str, title: str, org_kind: OrgKind, description: str, *perms: st
 
 _PLANT_ALL = (P.PLANT_READ, P.PLANT_WRITE, P.ONBOARDING_IMPORT)
 _KEYS_ALL = (P.API_KEYS_READ, P.API_KEYS_WRITE)
+_PEOPLE_ALL = (P.USERS_READ, P.USERS_WRITE, P.IDENTITY_READ, P.IDENTITY_WRITE)
 
 ROLES: dict[str, Role] = {
     r.name: r
@@ -61,6 +66,7 @@ ROLES: dict[str, Role] = {
             P.PARTNERS_WRITE,
             P.CUSTOMERS_READ,
             *_KEYS_ALL,
+            *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
         ),
@@ -74,6 +80,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_WRITE,
             *_PLANT_ALL,
             *_KEYS_ALL,
+            *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
         ),
@@ -106,6 +113,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_WRITE,
             *_PLANT_ALL,
             *_KEYS_ALL,
+            *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
         ),

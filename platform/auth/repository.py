@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.auth.models import ApiKey
@@ -34,16 +34,6 @@ class ApiKeyRepository:
     def __init__(self, session: AsyncSession, owner: ColumnElement[bool]) -> None:
         self.session = session
         self.owner = owner
-
-    @staticmethod
-    def owner_filter(org_kind: str, partner_id: uuid.UUID | None, tenant_id: uuid.UUID | None) -> ColumnElement[bool]:
-        if org_kind == "platform":
-            return ApiKey.org_kind == "platform"
-        if org_kind == "partner" and partner_id is not None:
-            return (ApiKey.org_kind == "partner") & (ApiKey.partner_id == partner_id)
-        if org_kind == "customer" and tenant_id is not None:
-            return (ApiKey.org_kind == "customer") & (ApiKey.tenant_id == tenant_id)
-        return false()
 
     async def get(self, key_id: uuid.UUID) -> ApiKey | None:
         stmt = select(ApiKey).where(self.owner, ApiKey.id == key_id)

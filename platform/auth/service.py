@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,40 +15,17 @@ from andon.platform.auth.rbac import ALL_PERMISSIONS, UnknownRoleError, check_gr
 from andon.platform.auth.repository import ApiKeyRepository
 from andon.platform.auth.schemas import ApiKeyCreate
 from andon.platform.db.types import utcnow
-from andon.platform.http.errors import AndonError, NotFoundError, ValidationFailedError
-from andon.platform.tenancy.context import TenantContext
-from andon.platform.tenancy.principal import OrgKind, Principal
-
-_DEPTH = {OrgKind.PLATFORM: 0, OrgKind.PARTNER: 1, OrgKind.CUSTOMER: 2}
-
-
-@dataclass(frozen=True, slots=True)
-class KeyOwner:
-    """The org node a key belongs to; a customer node comes with its checked tenant context."""
-
-    kind: OrgKind
-    partner_id: uuid.UUID | None = None
-    tenant: TenantContext | None = None
-
-    @property
-    def tenant_id(self) -> uuid.UUID | None:
-        return self.tenant.tenant_id if self.tenant else None
-
-    @classmethod
-    def own(cls, principal: Principal) -> KeyOwner:
-        if principal.org_kind is OrgKind.CUSTOMER:
-            raise AndonError(f"customer keys are managed under /api/v1/customers/{principal.customer_id}/api-keys")
-        return cls(kind=principal.org_kind, partner_id=principal.partner_id)
+from andon.platform.http.errors import NotFoundError, ValidationFailedError
+from andon.platform.tenancy.node import OrgNode
+from andon.platform.tenancy.principal import Principal
 
 
 class ApiKeyService:
-    def __init__(self, session: AsyncSession, principal: Principal, owner: KeyOwner) -> None:
+    def __init__(self, session: AsyncSession, principal: Principal, owner: OrgNode) -> None:
         self.session = session
         self.principal = principal
         self.owner = owner
-        self.repo = ApiKeyRepository(
-            session, ApiKeyRepository.owner_filter(owner.kind.value, owner.partner_id, owner.tenant_id)
-        )
+        self.repo = ApiKeyRepository(session, owner.owns(ApiKey.org_kind, ApiKey.partner_id, ApiKey.tenant_id))
 
     async def _audit(self, action: str, key: ApiKey, *, before: dict[str, object] | None = None) -> None:
         await record(
@@ -66,7 +42,7 @@ class ApiKeyService:
 
     async def issue(self, data: ApiKeyCreate) -> tuple[ApiKey, str]:
         # An org administers the node below it fully; at its own node it cannot grant beyond itself.
-        below = _DEPTH[self.owner.kind] > _DEPTH[self.principal.org_kind]
+        below = self.owner.is_below(self.principal)
         try:
             check_grantable(data.roles, self.owner.kind, ALL_PERMISSIONS if below else self.principal.permissions)
         except UnknownRoleError as exc:

@@ -57,6 +57,24 @@ class SecuritySettings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     # API keys are touched (last_used_at) at most this often, to keep reads read-only.
     api_key_touch_seconds: int = 60
+    # Fernet keys (comma-separated, newest first) sealing stored secrets; empty: derived from secret_key.
+    encryption_keys: str = ""
+    # Local accounts: this many wrong passwords in a row lock the account for lockout_minutes.
+    lockout_threshold: int = 5
+    lockout_minutes: int = 15
+    min_password_length: int = 12
+
+
+class SessionSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_SESSION_", extra="ignore")
+
+    cookie_name: str = "andon_session"
+    idle_minutes: int = 30
+    absolute_hours: int = 12
+    # Touch last_seen_at at most this often (sliding idle timeout without a write per request).
+    touch_seconds: int = 60
+    # None: secure cookies exactly when the base URL is https.
+    cookie_secure: bool | None = None
 
 
 class HttpSettings(BaseSettings):
@@ -78,6 +96,19 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.session.cookie_secure is not None:
+            return self.session.cookie_secure
+        return self.http.base_url.startswith("https://")
+
+    def encryption_keys(self) -> list[str]:
+        from andon.platform.crypto.secretbox import derive_key
+
+        explicit = [k.strip() for k in self.security.encryption_keys.split(",") if k.strip()]
+        return explicit or [derive_key(self.security.secret_key.get_secret_value())]
 
     @model_validator(mode="after")
     def _require_production_secrets(self) -> Settings:

@@ -26,8 +26,12 @@ class TenantRepository(Generic[M]):
         self.session = session
         self.ctx = ctx
 
+    def scope(self) -> list[ColumnElement[bool]]:
+        """The conditions every statement carries; subclasses may narrow (never widen) them."""
+        return [self.model.tenant_id == self.ctx.tenant_id]
+
     def select(self) -> Select[M]:
-        return select(self.model).where(self.model.tenant_id == self.ctx.tenant_id)
+        return select(self.model).where(*self.scope())
 
     async def get(self, id_: uuid.UUID) -> M | None:
         result = await self.session.execute(self.select().where(self.model.id == id_))
@@ -42,7 +46,7 @@ class TenantRepository(Generic[M]):
         return (await self.session.execute(stmt)).scalars().all()
 
     async def count(self, *where: ColumnElement[bool]) -> int:
-        stmt = select(func.count()).select_from(self.model).where(self.model.tenant_id == self.ctx.tenant_id, *where)
+        stmt = select(func.count()).select_from(self.model).where(*self.scope(), *where)
         return int((await self.session.execute(stmt)).scalar_one())
 
     async def add(self, obj: M) -> M:

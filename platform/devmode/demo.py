@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.auth.rbac import ALL_PERMISSIONS
 from andon.platform.auth.schemas import ApiKeyCreate
-from andon.platform.auth.service import ApiKeyService, KeyOwner
+from andon.platform.auth.service import ApiKeyService
 from andon.platform.db.scope import apply_principal_scope
+from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, system_principal
 from andon.tenants.onboarding.service import PlantImportService
 from andon.tenants.orgs.models import Customer, Partner
@@ -97,17 +98,17 @@ async def _issue_keys(
 ) -> Credentials:
     system = system_principal(ALL_PERMISSIONS, "demo seed")
     creds = Credentials()
-    _, creds.operator = await ApiKeyService(session, system, KeyOwner(OrgKind.PLATFORM)).issue(
+    _, creds.operator = await ApiKeyService(session, system, OrgNode(OrgKind.PLATFORM)).issue(
         ApiKeyCreate(name="demo operator", roles=["platform_operator"])
     )
     for slug, partner in partners.items():
-        owner = KeyOwner(OrgKind.PARTNER, partner_id=partner.id)
+        owner = OrgNode(OrgKind.PARTNER, partner_id=partner.id)
         _, creds.partners[slug] = await ApiKeyService(session, system, owner).issue(
             ApiKeyCreate(name=f"demo {slug} admin", roles=["partner_admin"])
         )
     for slug, customer in customers.items():
         tenant = await CustomerService(session, system).open_tenant(customer.id)
-        owner = KeyOwner(OrgKind.CUSTOMER, partner_id=customer.partner_id, tenant=tenant)
+        owner = OrgNode(OrgKind.CUSTOMER, partner_id=customer.partner_id, tenant=tenant)
         _, creds.customers[slug] = await ApiKeyService(session, system, owner).issue(
             ApiKeyCreate(name=f"demo {slug} admin", roles=["customer_admin"])
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -9,21 +10,25 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.routes import HTTPRoute
+from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import IntegrityError
 
 import andon
+from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
-from andon.platform.auth.middleware import ApiKeyAuthenticationMiddleware
+from andon.platform.auth.middleware import AuthenticationMiddleware
 from andon.platform.config.settings import Settings
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.http.dependencies import DEPENDENCIES
 from andon.platform.http.health import HealthController
 from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
 from andon.platform.http.request_context import RequestContextMiddleware
+from andon.platform.identity.controllers import MeController
 from andon.platform.observability.logging import configure_logging
 from andon.platform.workers.broker import build_broker
 from andon.tenants.access.controllers import (
@@ -31,16 +36,31 @@ from andon.tenants.access.controllers import (
     CustomerAuditController,
     PartnerApiKeyController,
 )
+from andon.tenants.access.people import (
+    CustomerIdentityProviderController,
+    CustomerUserController,
+    PartnerIdentityProviderController,
+    PartnerUserController,
+)
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
 
 OPENAPI_PATH = "/api/docs"
+TEMPLATES_DIR = Path(andon.__file__).resolve().parent / "frontend" / "templates"
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
+        SignInController,
+        AccountPageController,
+        TokenPagesController,
+        MeController,
+        CustomerUserController,
+        PartnerUserController,
+        CustomerIdentityProviderController,
+        PartnerIdentityProviderController,
         PartnerController,
         CustomerController,
         *PLANT_CONTROLLERS,
@@ -90,10 +110,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[require_permission],
         middleware=[
             RequestContextMiddleware,
-            DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
+            DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict},
         openapi_config=openapi,
+        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         request_max_body_size=settings.security.max_body_bytes,
         on_shutdown=[_dispose],
         debug=False,

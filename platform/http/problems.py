@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 
 from andon.platform.http.errors import AndonError
@@ -80,6 +82,9 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
 
 
 def _handle_domain(request: Request[Any, Any, Any], exc: AndonError) -> Response[Any]:
+    if exc.status_code == 401 and _wants_page(request):
+        # A person at a page is sent to sign in and brought back; machines get problem+json.
+        return Redirect(f"/login?next={quote(request.url.path)}", status_code=303)
     return problem_response(
         request,
         exc.status_code,
@@ -89,6 +94,10 @@ def _handle_domain(request: Request[Any, Any, Any], exc: AndonError) -> Response
         extra=exc.extra,
         headers=exc.headers,
     )
+
+
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -28,6 +28,11 @@ class Principal:
     partner_id: uuid.UUID | None = None
     customer_id: uuid.UUID | None = None
     permissions: frozenset[str] = field(default_factory=frozenset)
+    # Site-level grants only: the sites this caller may see inside its customer (None: all).
+    site_ids: frozenset[uuid.UUID] | None = None
+    # Set when the caller came in with a browser session (CSRF applies to its unsafe requests).
+    session_id: uuid.UUID | None = None
+    csrf_token: str | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions

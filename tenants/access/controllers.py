@@ -14,15 +14,16 @@ from andon.platform.audit.service import list_chain
 from andon.platform.auth.controllers import issued
 from andon.platform.auth.rbac import P
 from andon.platform.auth.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyRead
-from andon.platform.auth.service import ApiKeyService, KeyOwner
+from andon.platform.auth.service import ApiKeyService
 from andon.platform.http.params import Caller, DbSession, Limit, Offset, PathId, Tenant
+from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
 from andon.tenants.orgs.service import PartnerService
 
 
 def _keys(db_session: DbSession, tenant: Tenant) -> ApiKeyService:
-    owner = KeyOwner(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+    owner = OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
     return ApiKeyService(db_session, tenant.principal, owner)
 
 
@@ -61,7 +62,7 @@ class PartnerApiKeyController(Controller):
     @staticmethod
     async def _keys(db_session: AsyncSession, principal: Principal, partner_id: uuid.UUID) -> ApiKeyService:
         partner = await PartnerService(db_session, principal).get(partner_id)
-        return ApiKeyService(db_session, principal, KeyOwner(kind=OrgKind.PARTNER, partner_id=partner.id))
+        return ApiKeyService(db_session, principal, OrgNode(kind=OrgKind.PARTNER, partner_id=partner.id))
 
     @get("/", opt={"permission": P.API_KEYS_READ})
     async def list_keys(

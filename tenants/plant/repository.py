@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement
 
 from andon.platform.db.repository import TenantRepository
 from andon.tenants.plant.models import Area, Asset, Line, ShiftCalendar, Site
@@ -15,6 +15,15 @@ N = TypeVar("N", Site, Area, Line, Asset, ShiftCalendar)
 
 
 class PlantRepository(TenantRepository[N], Generic[N]):
+    def scope(self) -> list[ColumnElement[bool]]:
+        # A caller with site-level grants sees only those sites and what hangs below them.
+        conditions = super().scope()
+        sites = self.ctx.principal.site_ids
+        if sites is not None:
+            column = self.model.id if self.model is Site else self.model.site_id
+            conditions.append(column.in_(sorted(sites)))
+        return conditions
+
     async def by_external_ids(self, external_ids: Sequence[str]) -> dict[str, N]:
         if not external_ids:
             return {}
@@ -30,10 +39,6 @@ class PlantRepository(TenantRepository[N], Generic[N]):
         if other_than is not None:
             stmt = stmt.where(self.model.id != other_than)
         return (await self.session.execute(stmt.limit(1))).first() is not None
-
-    async def ids_in(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        stmt = select(self.model.id).where(self.model.tenant_id == self.ctx.tenant_id, self.model.id.in_(ids))
-        return set((await self.session.execute(stmt)).scalars())
 
 
 class SiteRepository(PlantRepository[Site]):

@@ -94,6 +94,11 @@ class PlantService:
             where.append(repo.model.site_id == site_id)
         return await repo.list(*where, limit=limit, offset=offset), await repo.count(*where)
 
+    async def site_ids(self) -> set[uuid.UUID]:
+        """Every site of this customer the caller can see (for checking site-level grants)."""
+        sites = await self.repo("site").list(limit=10_000)
+        return {s.id for s in sites}
+
     async def _parent(self, kind: str, node_id: uuid.UUID, field_name: str) -> Any:
         node = await self.repo(kind).get(node_id)
         if node is None:

@@ -17,7 +17,18 @@ from andon.platform.http.app import OPENAPI_PATH, create_app
 
 pytestmark = pytest.mark.anyio
 
-PUBLIC_PREFIXES = ("/health/", OPENAPI_PATH)
+# Anyone may reach these: health, the API docs, and the pages that sign people in.
+PUBLIC_PREFIXES = (
+    "/health/",
+    OPENAPI_PATH,
+    "/login",
+    "/auth/oidc/",
+    "/invitations/",
+    "/password-reset",
+    "/dev/mailbox",
+)
+# Anyone signed in may reach these: their own account, nobody else's.
+OWN_ACCOUNT_PREFIXES = ("/api/v1/me", "/account", "/logout")
 
 
 def _handlers(app: Litestar) -> list[tuple[str, HTTPRouteHandler]]:
@@ -40,7 +51,11 @@ def test_every_route_is_guarded(settings: Settings) -> None:
         assert require_permission in [getattr(g, "func", g) for g in handler.resolve_guards()], path
         if handler.opt.get("public"):
             if not path.startswith(PUBLIC_PREFIXES):
-                unguarded.append(f"{path} is public but not health or docs")
+                unguarded.append(f"{path} is public but not health, docs or sign-in")
+            continue
+        if handler.opt.get("authenticated"):
+            if not path.startswith(OWN_ACCOUNT_PREFIXES):
+                unguarded.append(f"{path} is open to anyone signed in but is not their own account")
             continue
         permission = handler.opt.get("permission")
         if permission not in ALL_PERMISSIONS:
@@ -68,6 +83,8 @@ async def test_anonymous_is_refused_everywhere_but_public(client: AsyncTestClien
     for path, handler in _handlers(app):
         if handler.opt.get("public") or "{" in path:
             continue
+        if not path.startswith("/api/"):
+            continue  # pages redirect people to sign in instead (tested with the sign-in flow)
         method = sorted(handler.http_methods)[0]
         r = await client.request(method, path)
         assert r.status_code == 401, (method, path)

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.auth.rbac import ALL_PERMISSIONS
 from andon.platform.auth.schemas import ApiKeyCreate
-from andon.platform.auth.service import ApiKeyService, KeyOwner
+from andon.platform.auth.service import ApiKeyService
 from andon.platform.db.scope import apply_principal_scope
+from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, system_principal
 from andon.tenants.orgs.schemas import CustomerCreate, PartnerCreate
 from andon.tenants.orgs.service import CustomerService, PartnerService
@@ -88,7 +89,7 @@ async def _tenant(session: AsyncSession, partner_id: uuid.UUID, slug: str) -> Te
             site_id=site.id, name="Shifts", shifts=[ps.Shift(name="Early", start="06:00", end="14:00")]
         ),
     )
-    owner = KeyOwner(OrgKind.CUSTOMER, partner_id=partner_id, tenant=ctx)
+    owner = OrgNode(OrgKind.CUSTOMER, partner_id=partner_id, tenant=ctx)
     key, plaintext = await ApiKeyService(session, system, owner).issue(
         ApiKeyCreate(name=f"{slug} admin", roles=["customer_admin"])
     )
@@ -98,7 +99,7 @@ async def _tenant(session: AsyncSession, partner_id: uuid.UUID, slug: str) -> Te
 async def _org(session: AsyncSession, slug: str) -> Org:
     system = system_principal(ALL_PERMISSIONS, "test factory")
     partner = await PartnerService(session, system).create(PartnerCreate(slug=slug, name=slug.title()))
-    key, plaintext = await ApiKeyService(session, system, KeyOwner(OrgKind.PARTNER, partner_id=partner.id)).issue(
+    key, plaintext = await ApiKeyService(session, system, OrgNode(OrgKind.PARTNER, partner_id=partner.id)).issue(
         ApiKeyCreate(name=f"{slug} admin", roles=["partner_admin"])
     )
     customer = await _tenant(session, partner.id, f"{slug}-customer")
@@ -109,7 +110,7 @@ async def build_world(sessionmaker: async_sessionmaker[AsyncSession]) -> World:
     system = system_principal(ALL_PERMISSIONS, "test factory")
     async with sessionmaker() as session, session.begin():
         await apply_principal_scope(session, system)
-        _, operator_key = await ApiKeyService(session, system, KeyOwner(OrgKind.PLATFORM)).issue(
+        _, operator_key = await ApiKeyService(session, system, OrgNode(OrgKind.PLATFORM)).issue(
             ApiKeyCreate(name="operator", roles=["platform_operator"])
         )
         a = await _org(session, "alpha")

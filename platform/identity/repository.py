@@ -1,0 +1,184 @@
+"""All SQL of identity: users and grants (scoped to an org node), sessions, flows, tokens, outbox.
+
+Lookups that happen before anyone is known (a session cookie, an e-mail at login, a callback's
+``state``) go through ``IdentityLookup``, the identity twin of the API key lookup.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.db.scope import allow_auth_lookup
+from andon.platform.identity.models import (
+    IdentityProvider,
+    LoginFlow,
+    LoginSession,
+    OneTimeToken,
+    OutboundEmail,
+    RoleGrant,
+    User,
+)
+
+
+class IdentityLookup:
+    """Unscoped reads for authentication only (see ``db/scope.allow_auth_lookup``)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enable(self) -> None:
+        await allow_auth_lookup(self.session)
+
+    async def user_by_email(self, email: str) -> User | None:
+        stmt = select(User).where(func.lower(User.email) == email.lower())  # andon: unscoped-ok (login)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def user(self, user_id: uuid.UUID) -> User | None:
+        return (await self.session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
+
+    async def user_by_subject(self, idp_id: uuid.UUID, subject: str) -> User | None:
+        stmt = select(User).where(User.idp_id == idp_id, User.idp_subject == subject)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def grants(self, user_id: uuid.UUID) -> Sequence[RoleGrant]:
+        return (await self.session.execute(select(RoleGrant).where(RoleGrant.user_id == user_id))).scalars().all()
+
+    async def session_by_hash(self, token_hash: str) -> LoginSession | None:
+        stmt = select(LoginSession).where(LoginSession.token_hash == token_hash)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def touch_session(self, session_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(update(LoginSession).where(LoginSession.id == session_id).values(last_seen_at=at))
+
+    async def idp(self, idp_id: uuid.UUID) -> IdentityProvider | None:
+        stmt = select(IdentityProvider).where(IdentityProvider.id == idp_id, IdentityProvider.enabled.is_(True))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def idps(self) -> Sequence[IdentityProvider]:
+        stmt = select(IdentityProvider).where(IdentityProvider.enabled.is_(True))
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def flow_by_state(self, state: str) -> LoginFlow | None:
+        stmt = select(LoginFlow).where(LoginFlow.state == state).with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def token(self, purpose: str, token_hash: str) -> OneTimeToken | None:
+        stmt = select(OneTimeToken).where(OneTimeToken.purpose == purpose, OneTimeToken.token_hash == token_hash)
+        return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()
+
+    async def add(self, obj: object) -> None:
+        self.session.add(obj)
+        await self.session.flush()
+
+
+class UserRepository:
+    """Users and grants of one org node."""
+
+    def __init__(self, session: AsyncSession, owner: ColumnElement[bool]) -> None:
+        self.session = session
+        self.owner = owner
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        stmt = select(User).where(self.owner, User.id == user_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list(self, *, limit: int, offset: int, q: str | None) -> tuple[Sequence[User], int]:
+        where = [self.owner]
+        if q:
+            where.append(User.email.ilike(f"%{q}%") | User.display_name.ilike(f"%{q}%"))
+        rows = await self.session.execute(select(User).where(*where).order_by(User.email).limit(limit).offset(offset))
+        total = await self.session.execute(select(func.count()).select_from(User).where(*where))
+        return rows.scalars().all(), int(total.scalar_one())
+
+    async def email_taken(self, email: str) -> bool:
+        # E-mail addresses are global (they route logins), so the probe looks everywhere.
+        stmt = select(User.id).where(func.lower(User.email) == email.lower())  # andon: unscoped-ok (uniqueness)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
+
+    async def grants(self, user_id: uuid.UUID) -> Sequence[RoleGrant]:
+        stmt = (
+            select(RoleGrant).join(User, User.id == RoleGrant.user_id).where(self.owner, RoleGrant.user_id == user_id)
+        )
+        return (await self.session.execute(stmt.order_by(RoleGrant.role))).scalars().all()
+
+    async def replace_grants(self, user_id: uuid.UUID, grants: Sequence[RoleGrant], *, source: str) -> None:
+        await self.session.execute(delete(RoleGrant).where(RoleGrant.user_id == user_id, RoleGrant.source == source))
+        self.session.add_all(grants)
+        await self.session.flush()
+
+
+class SessionRepository:
+    """A user's own sessions."""
+
+    def __init__(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        self.session = session
+        self.user_id = user_id
+
+    async def active(self, now: datetime) -> Sequence[LoginSession]:
+        stmt = (
+            select(LoginSession)
+            .where(
+                LoginSession.user_id == self.user_id, LoginSession.revoked_at.is_(None), LoginSession.expires_at > now
+            )
+            .order_by(LoginSession.last_seen_at.desc())
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def revoke(self, now: datetime, *, only: uuid.UUID | None = None, keep: uuid.UUID | None = None) -> int:
+        stmt = update(LoginSession).where(LoginSession.user_id == self.user_id, LoginSession.revoked_at.is_(None))
+        if only is not None:
+            stmt = stmt.where(LoginSession.id == only)
+        if keep is not None:
+            stmt = stmt.where(LoginSession.id != keep)
+        result = await self.session.execute(stmt.values(revoked_at=now))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class IdentityProviderRepository:
+    def __init__(self, session: AsyncSession, owner: ColumnElement[bool]) -> None:
+        self.session = session
+        self.owner = owner
+
+    async def get(self, idp_id: uuid.UUID) -> IdentityProvider | None:
+        stmt = select(IdentityProvider).where(self.owner, IdentityProvider.id == idp_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list(self) -> Sequence[IdentityProvider]:
+        stmt = select(IdentityProvider).where(self.owner).order_by(IdentityProvider.name)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def add(self, idp: IdentityProvider) -> IdentityProvider:
+        self.session.add(idp)
+        await self.session.flush()
+        return idp
+
+    async def delete(self, idp: IdentityProvider) -> None:
+        await self.session.delete(idp)
+        await self.session.flush()
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, email: OutboundEmail) -> None:
+        self.session.add(email)
+        await self.session.flush()
+
+    async def recent(self, limit: int = 50) -> Sequence[OutboundEmail]:
+        stmt = select(OutboundEmail).order_by(OutboundEmail.created_at.desc()).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
