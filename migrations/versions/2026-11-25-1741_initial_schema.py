@@ -24,20 +24,27 @@ _TENANT = "nullif(current_setting('andon.tenant_id', true), '')::uuid"
 _PARTNER = "nullif(current_setting('andon.partner_id', true), '')::uuid"
 _OPERATOR = "coalesce(current_setting('andon.operator', true), '') = 'on'"
 _AUTH = "coalesce(current_setting('andon.auth_lookup', true), '') = 'on'"
+# A row of the bound tenant, and, when a partner is acting, only if that tenant is its customer: a
+# wrong tenant binding in a partner's request still finds nothing.
+_IN_TENANT = (
+    f"(tenant_id = {_TENANT} AND ({_PARTNER} IS NULL OR EXISTS "
+    f"(SELECT 1 FROM customers c WHERE c.id = tenant_id AND c.partner_id = {_PARTNER})))"
+)
 # The operator keeps the platform chain and writes on partner chains (it creates their customers);
 # tenant chains are readable only inside the tenant.
-_CHAIN = f"(tenant_id = {_TENANT}) OR (tenant_id IS NULL AND (partner_id = {_PARTNER} OR {_OPERATOR}))"
+_CHAIN = f"{_IN_TENANT} OR (tenant_id IS NULL AND (partner_id = {_PARTNER} OR {_OPERATOR}))"
 POLICIES = {
-    "partners": f"{_OPERATOR} OR id = {_PARTNER}",
+    # A customer reads its own partner (whose brand and status it lives under).
+    "partners": f"{_OPERATOR} OR id = {_PARTNER} OR id IN (SELECT c.partner_id FROM customers c WHERE c.id = {_TENANT})",
     "customers": f"{_OPERATOR} OR partner_id = {_PARTNER} OR id = {_TENANT}",
-    "sites": f"tenant_id = {_TENANT}",
-    "areas": f"tenant_id = {_TENANT}",
-    "lines": f"tenant_id = {_TENANT}",
-    "assets": f"tenant_id = {_TENANT}",
-    "shift_calendars": f"tenant_id = {_TENANT}",
+    "sites": _IN_TENANT,
+    "areas": _IN_TENANT,
+    "lines": _IN_TENANT,
+    "assets": _IN_TENANT,
+    "shift_calendars": _IN_TENANT,
     "api_keys": (
         f"{_AUTH} OR (org_kind IN ('platform', 'partner') AND {_OPERATOR})"
-        f" OR (org_kind = 'partner' AND partner_id = {_PARTNER}) OR (tenant_id = {_TENANT})"
+        f" OR (org_kind = 'partner' AND partner_id = {_PARTNER}) OR {_IN_TENANT}"
     ),
     "audit_entries": _CHAIN,
     "audit_chain_heads": _CHAIN,

@@ -24,9 +24,13 @@ _TENANT = "nullif(current_setting('andon.tenant_id', true), '')::uuid"
 _PARTNER = "nullif(current_setting('andon.partner_id', true), '')::uuid"
 _OPERATOR = "coalesce(current_setting('andon.operator', true), '') = 'on'"
 _AUTH = "coalesce(current_setting('andon.auth_lookup', true), '') = 'on'"
+_IN_TENANT = (
+    f"(tenant_id = {_TENANT} AND ({_PARTNER} IS NULL OR EXISTS "
+    f"(SELECT 1 FROM customers c WHERE c.id = tenant_id AND c.partner_id = {_PARTNER})))"
+)
 _NODE = (
     f"{_AUTH} OR (org_kind IN ('platform', 'partner') AND {_OPERATOR})"
-    f" OR (org_kind = 'partner' AND partner_id = {_PARTNER}) OR (tenant_id = {_TENANT})"
+    f" OR (org_kind = 'partner' AND partner_id = {_PARTNER}) OR {_IN_TENANT}"
 )
 _VIA_USER = "EXISTS (SELECT 1 FROM users u WHERE u.id = user_id)"
 POLICIES = {
@@ -37,7 +41,7 @@ POLICIES = {
     "one_time_tokens": _VIA_USER,
     "login_flows": f"{_AUTH} OR EXISTS (SELECT 1 FROM identity_providers i WHERE i.id = idp_id)",
     "outbound_emails": (
-        f"{_AUTH} OR tenant_id = {_TENANT} OR (tenant_id IS NULL AND (partner_id = {_PARTNER} OR {_OPERATOR}))"
+        f"{_AUTH} OR {_IN_TENANT} OR (tenant_id IS NULL AND (partner_id = {_PARTNER} OR {_OPERATOR}))"
     ),
 }
 

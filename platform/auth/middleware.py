@@ -25,6 +25,7 @@ from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
 
 INVALID = "invalid, expired or revoked API key"
 SESSION_ENDED = "your session has ended; sign in again"
+SUSPENDED = "your organisation's account is suspended; contact your service partner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +65,18 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             touch_every = timedelta(seconds=app_state.settings.security.api_key_touch_seconds)
             if key.last_used_at is None or now - key.last_used_at >= touch_every:
                 await lookup.touch(key.id, now)
-        org_kind = OrgKind(key.org_kind)
-        principal = Principal(
-            subject_kind=SubjectKind.API_KEY,
-            subject_id=key.id,
-            label=f"api key {key.prefix} ({key.name})",
-            org_kind=org_kind,
-            partner_id=key.partner_id if org_kind is OrgKind.PARTNER else None,
-            customer_id=key.tenant_id if org_kind is OrgKind.CUSTOMER else None,
-            permissions=permissions_for(tuple(key.roles), org_kind),
-        )
+            org_kind = OrgKind(key.org_kind)
+            principal = Principal(
+                subject_kind=SubjectKind.API_KEY,
+                subject_id=key.id,
+                label=f"api key {key.prefix} ({key.name})",
+                org_kind=org_kind,
+                partner_id=key.partner_id if org_kind is OrgKind.PARTNER else None,
+                customer_id=key.tenant_id if org_kind is OrgKind.CUSTOMER else None,
+                permissions=permissions_for(tuple(key.roles), org_kind),
+            )
+            if not await app_state.org_active(session, principal):
+                return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
         return AuthenticationResult(user=principal, auth=key.prefix)
 
     async def _from_session(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]
@@ -83,5 +86,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             if found is None:
                 return AuthenticationResult(user=None, auth=AuthFailure(SESSION_ENDED))
             user, login = found
-            grants = await IdentityLookup(session).grants(user.id)
-        return AuthenticationResult(user=principal_for_user(user, grants, login), auth=None)
+            principal = principal_for_user(user, await IdentityLookup(session).grants(user.id), login)
+            if not await app_state.org_active(session, principal):
+                return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
+        return AuthenticationResult(user=principal, auth=None)

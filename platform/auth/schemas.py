@@ -14,7 +14,7 @@ RoleName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     roles: Annotated[list[RoleName], msgspec.Meta(min_length=1, max_length=20)]
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 class ApiKeyRead(msgspec.Struct, kw_only=True):

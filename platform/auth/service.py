@@ -63,7 +63,7 @@ class ApiKeyService:
                 tenant_id=self.owner.tenant_id,
                 roles=sorted(set(data.roles)),
                 expires_at=data.expires_at,
-                created_by=self.principal.label,
+                created_by=self.principal.label[:200],
             )
         )
         await self._audit("api_key.issued", key)

@@ -55,6 +55,13 @@ class TenantRepository(Generic[M]):
         await self.session.flush()
         return obj
 
+    async def add_many(self, objs: Sequence[M]) -> None:
+        """Insert many rows with one flush (bulk imports); ids must already be set."""
+        for obj in objs:
+            obj.tenant_id = self.ctx.tenant_id
+        self.session.add_all(objs)
+        await self.session.flush()
+
     async def delete(self, obj: M) -> None:
         if obj.tenant_id != self.ctx.tenant_id:  # pragma: no cover - defence in depth
             raise LookupError("object outside the tenant scope")

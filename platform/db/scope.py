@@ -38,7 +38,10 @@ async def apply_principal_scope(session: AsyncSession, principal: Principal) -> 
         await _set(session, TENANT_SETTING, str(principal.customer_id))
 
 
-async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID, principal: Principal) -> None:
+    if principal.customer_id is not None and principal.customer_id != tenant_id:
+        # A customer's own scope was fixed when the transaction began; nothing may move it.
+        raise PermissionError("a customer principal cannot be bound to another tenant")
     if _is_postgres(session):
         await _set(session, TENANT_SETTING, str(tenant_id))
 

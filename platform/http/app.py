@@ -14,7 +14,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.routes import HTTPRoute
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
@@ -23,12 +23,14 @@ from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
 from andon.platform.auth.middleware import AuthenticationMiddleware
 from andon.platform.config.settings import Settings
+from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.http.dependencies import DEPENDENCIES
 from andon.platform.http.health import HealthController
 from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
 from andon.platform.http.request_context import RequestContextMiddleware
 from andon.platform.identity.controllers import MeController
+from andon.platform.identity.oidc import OidcMetadataCache
 from andon.platform.observability.logging import configure_logging
 from andon.platform.workers.broker import build_broker
 from andon.tenants.access.controllers import (
@@ -44,6 +46,7 @@ from andon.tenants.access.people import (
 )
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
+from andon.tenants.orgs.service import org_is_active
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
 
 OPENAPI_PATH = "/api/docs"
@@ -74,6 +77,20 @@ def route_handlers() -> list[ControllerRouterHandler]:
     ]
 
 
+def _database_refusal(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    # SQLSTATE class 22 is "data exception": PostgreSQL refuses a value SQLite accepts (a NUL character
+    # in text, an out-of-range number). That is the caller's input, so 422; anything else is ours, 500.
+    code = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    if code.startswith("22"):
+        return problem_response(
+            request,
+            422,
+            "a value in the request cannot be stored (for example a NUL character in text)",
+            slug="validation-failed",
+        )
+    return EXCEPTION_HANDLERS[Exception](request, exc)
+
+
 def _integrity_conflict(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
     # Pre-checks in services name the field; this is the backstop for a race between two writers.
     return problem_response(request, 409, "the change conflicts with an existing record", slug="conflict")
@@ -89,6 +106,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "engine": engine,
             "sessionmaker": create_sessionmaker(engine),
             "broker": build_broker(settings),
+            "secretbox": SecretBox(settings.encryption_keys()),
+            "oidc_cache": OidcMetadataCache(),
+            # The kernel asks the tenants domain whether a caller's organisation is active.
+            "org_active": org_is_active,
         }
     )
 
@@ -112,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RequestContextMiddleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
         ],
-        exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict},
+        exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict, DBAPIError: _database_refusal},
         openapi_config=openapi,
         template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
         request_max_body_size=settings.security.max_body_bytes,

@@ -22,7 +22,7 @@ Tenant = NamedDependency[TenantContext]
 
 PathId = Annotated[uuid.UUID, PathParameter()]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size (1-500)")]
-Offset = Annotated[int, QueryParameter(ge=0, description="rows to skip")]
+Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="rows to skip")]
 Search = Annotated[str | None, QueryParameter(max_length=200, description="name contains")]
 OptionalId = Annotated[uuid.UUID | None, QueryParameter(description="filter by this id")]
 Flag = Annotated[bool, QueryParameter()]

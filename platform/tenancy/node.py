@@ -34,7 +34,7 @@ class OrgNode:
 
     def is_below(self, principal: Principal) -> bool:
         """An org administers the node directly below it fully (e.g. the operator bootstraps a partner)."""
-        return DEPTH[self.kind] > DEPTH[principal.org_kind]
+        return DEPTH[self.kind] == DEPTH[principal.org_kind] + 1
 
     def owns(
         self,

@@ -122,6 +122,9 @@ def parse_json(text: str) -> ParsedFile:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _file_error(f"line {exc.lineno}, column {exc.colno}: malformed JSON ({exc.msg})") from None
+    except (RecursionError, ValueError):
+        # Nesting deeper than the parser allows, or a number too long to convert.
+        raise _file_error("malformed JSON: nested too deeply or a number is too long") from None
     items = document.get("rows") if isinstance(document, dict) else document
     if not isinstance(items, list):
         raise _file_error('JSON must be a list of rows or an object {"rows": [...]}')
@@ -137,7 +140,7 @@ def parse_json(text: str) -> ParsedFile:
             parsed.errors.append(RowError(number, unknown[0], f"unknown field(s): {', '.join(unknown)}"))
             continue
         try:
-            values = {c: _clean(item.get(c)) for c in COLUMNS}
+            values = {c: _clean(item[c]) for c in COLUMNS if c in item}
         except TypeError as exc:
             parsed.errors.append(RowError(number, None, f"values must be text or numbers, not {exc}"))
             continue

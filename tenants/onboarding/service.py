@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import json_safe
+from andon.platform.db.ids import new_id
 from andon.platform.http.errors import ValidationFailedError
 from andon.platform.tenancy.context import TenantContext
 from andon.tenants.onboarding.parser import KINDS, RawRow, RowError, parse
@@ -81,6 +82,21 @@ class ImportReport:
         }
 
 
+def _link_change(row: PlannedRow, current: Any, existing: dict[str, dict[str, Any]]) -> dict[str, list[Any]]:
+    """A line moving to another area, or an asset to another line, is a change too."""
+    column = {"line": "area_id", "asset": "line_id"}.get(row.kind)
+    if column is None or row.parent is None:
+        return {}
+    parent_kind, ref = row.parent
+    if parent_kind == "site":
+        new: Any = None
+    else:
+        parent = existing[parent_kind].get(ref)
+        new = parent.id if parent is not None else f"new {parent_kind} {ref}"
+    old = getattr(current, column)
+    return {column: [old, new]} if old != new else {}
+
+
 class PlantImportService:
     def __init__(self, session: AsyncSession, ctx: TenantContext, default_timezone: str) -> None:
         self.session = session
@@ -127,9 +143,8 @@ class PlantImportService:
             errors.append(RowError(raw.number, "criticality", "must be A, B or C"))
         if len(errors) > before:
             return None
-        values = {c: (v.get(c) or None) for c in FIELDS[kind]}
-        if kind == "site":
-            values["timezone"] = v.get("timezone") or self.default_timezone
+        # Only the columns the file fills in: a re-import with fewer columns leaves the others alone.
+        values = {c: v[c] for c in FIELDS[kind] if v.get(c)}
         return PlannedRow(raw, kind, v["external_id"], values, (kind, parent) if parent else None)
 
     async def plan(self, body: bytes, content_type: str) -> tuple[list[PlannedRow], ImportReport]:
@@ -172,6 +187,7 @@ class PlantImportService:
                 row.changes = {
                     k: [getattr(current, k), val] for k, val in row.values.items() if getattr(current, k) != val
                 }
+                row.changes.update(_link_change(row, current, existing))
                 row.action = "update" if row.changes else "unchanged"
             ok.append(row)
         self._check_site_moves(ok, in_file, existing, errors)
@@ -269,7 +285,7 @@ class PlantImportService:
     async def _apply(self, rows: list[PlannedRow]) -> None:
         ids: dict[tuple[str, str], uuid.UUID] = {}
         sites: dict[uuid.UUID, uuid.UUID] = {}  # node id -> its site id
-        models = {"site": Site, "area": Area, "line": Line, "asset": Asset}
+        models: dict[str, type[Site | Area | Line | Asset]] = {"site": Site, "area": Area, "line": Line, "asset": Asset}
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
         for kind in KINDS:  # parents before children
@@ -283,6 +299,7 @@ class PlantImportService:
                 for node in (await self.plant.repo(parent_kind).by_external_ids(refs)).values():
                     ids[(parent_kind, node.external_id)] = node.id
                     sites[node.id] = node.id if parent_kind == "site" else node.site_id
+            fresh: list[Any] = []
             for row in (r for r in rows if r.kind == kind):
                 links: dict[str, Any] = {}
                 if row.parent is not None:
@@ -293,15 +310,15 @@ class PlantImportService:
                     elif kind in ("line", "asset"):
                         links["area_id" if kind == "line" else "line_id"] = None
                 if row.action == "create":
-                    node = await self.plant.repo(kind).add(
-                        models[kind](external_id=row.external_id, **row.values, **links)
-                    )
+                    defaults = {"timezone": self.default_timezone} if kind == "site" else {}
+                    node = models[kind](id=new_id(), external_id=row.external_id, **{**defaults, **row.values}, **links)
+                    fresh.append(node)
                     created.append({"kind": kind, "external_id": row.external_id, "id": str(node.id)})
                 else:
                     node = row.existing
                     for k, v in {**row.values, **links}.items():
                         if getattr(node, k) != v:
-                            row.changes.setdefault(k, [getattr(node, k), v])
+                            row.changes[k] = [getattr(node, k), v]
                             setattr(node, k, v)
                     if row.changes:
                         updated.append(
@@ -314,6 +331,8 @@ class PlantImportService:
                         )
                 ids[(kind, row.external_id)] = node.id
                 sites[node.id] = node.id if kind == "site" else node.site_id
+            # One flush per level: parents are in the database before their children arrive.
+            await self.plant.repo(kind).add_many(fresh)
         await self.session.flush()
         if created or updated:
             await record(

@@ -110,3 +110,24 @@ class CustomerRepository:
     async def delete(self, customer: Customer) -> None:
         await self.session.delete(customer)
         await self.session.flush()
+
+
+class OrgStatusRepository:
+    """Whether the organisations a caller belongs to are active (suspension locks everyone out)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def active(self, *, partner_id: uuid.UUID | None, customer_id: uuid.UUID | None) -> bool:
+        if customer_id is not None:
+            stmt = (
+                select(Customer.status, Partner.status)
+                .join(Partner, Partner.id == Customer.partner_id)
+                .where(Customer.id == customer_id)
+            )
+        elif partner_id is not None:
+            stmt = select(Partner.status, Partner.status).where(Partner.id == partner_id)
+        else:
+            return True
+        row = (await self.session.execute(stmt)).first()
+        return row is not None and tuple(row) == ("active", "active")

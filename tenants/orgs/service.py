@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from andon.platform.api.schemas import apply_update, check_timezone
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
-from andon.platform.db.scope import bind_tenant
+from andon.platform.db.scope import apply_principal_scope, bind_tenant
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext, TenantId
-from andon.platform.tenancy.principal import OrgKind, Principal
+from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
 from andon.tenants.orgs.models import Customer, Partner
-from andon.tenants.orgs.repository import CustomerRepository, PartnerRepository
+from andon.tenants.orgs.repository import CustomerRepository, OrgStatusRepository, PartnerRepository
 from andon.tenants.orgs.schemas import CustomerCreate, CustomerUpdate, PartnerCreate, PartnerUpdate
 
 
@@ -97,8 +97,11 @@ class CustomerService:
         Binds the transaction's row-level-security scope to that tenant as a second wall.
         """
         customer = await self.get(customer_id)
+        if self.principal.org_kind is OrgKind.PLATFORM and self.principal.subject_kind is not SubjectKind.SYSTEM:
+            # The operator sees that customers exist, never what is inside them.
+            raise PermissionDeniedError("the platform operator has no access inside a customer")
         tenant_id = TenantId(customer.id)
-        await bind_tenant(self.session, tenant_id)
+        await bind_tenant(self.session, tenant_id, self.principal)
         return TenantContext(tenant_id=tenant_id, partner_id=customer.partner_id, principal=self.principal)
 
     async def list(
@@ -183,3 +186,12 @@ class CustomerService:
             before=before,
             partner_id=partner_id,
         )
+
+
+async def org_is_active(session: AsyncSession, principal: Principal) -> bool:
+    """Handed to the authentication middleware: a suspended customer or partner cannot sign in or
+    use its keys (the partner can still reach a suspended customer to reactivate it)."""
+    if principal.org_kind is OrgKind.PLATFORM:
+        return True
+    await apply_principal_scope(session, principal)
+    return await OrgStatusRepository(session).active(partner_id=principal.partner_id, customer_id=principal.customer_id)

@@ -12,6 +12,7 @@ from andon.platform.db.repository import TenantRepository
 from andon.tenants.plant.models import Area, Asset, Line, ShiftCalendar, Site
 
 N = TypeVar("N", Site, Area, Line, Asset, ShiftCalendar)
+LOOKUP_CHUNK = 5_000
 
 
 class PlantRepository(TenantRepository[N], Generic[N]):
@@ -27,11 +28,14 @@ class PlantRepository(TenantRepository[N], Generic[N]):
     async def by_external_ids(self, external_ids: Sequence[str]) -> dict[str, N]:
         if not external_ids:
             return {}
-        stmt = self.select().where(self.model.external_id.in_(list(external_ids)))
         found: dict[str, N] = {}
-        for row in (await self.session.execute(stmt)).scalars():
-            if row.external_id is not None:
-                found[row.external_id] = row
+        wanted = list(external_ids)
+        # In chunks: PostgreSQL takes at most 32,767 bound parameters in one statement.
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            stmt = self.select().where(self.model.external_id.in_(wanted[start : start + LOOKUP_CHUNK]))
+            for row in (await self.session.execute(stmt)).scalars():
+                if row.external_id is not None:
+                    found[row.external_id] = row
         return found
 
     async def external_id_taken(self, external_id: str, *, other_than: uuid.UUID | None = None) -> bool:

@@ -110,3 +110,26 @@ async def test_conflicts_are_409(client: AsyncTestClient[Any], world: World) -> 
         "/api/v1/customers", json={"slug": world.b.customer.slug, "name": "Copy"}, headers=auth(world.a.key)
     )
     _problem(r, 409)
+
+
+async def test_hostile_values_are_4xx_not_500(client: AsyncTestClient[Any], world: World, settings: Settings) -> None:
+    c = world.a.customer
+    base = f"/api/v1/customers/{c.customer_id}"
+    naive = await client.post(
+        f"{base}/api-keys",
+        json={"name": "n", "roles": ["ingest"], "expires_at": "2031-01-01T00:00:00"},
+        headers=auth(c.key),
+    )
+    assert _problem(naive, 422)["errors"][0]["field"] == "expires_at"
+    _problem(await client.get(f"{base}/sites", params={"offset": "99999999999999999999"}, headers=auth(c.key)), 422)
+    nul = await client.post(f"{base}/sites", json={"name": "a\u0000b"}, headers=auth(c.key))
+    # SQLite stores a NUL in text; PostgreSQL cannot, and says so with a 422 instead of failing.
+    expected = 422 if settings.database.is_postgres else 201
+    assert nul.status_code == expected
+    long_name = await client.post(
+        f"{base}/api-keys", json={"name": "k" * 200, "roles": ["customer_admin"]}, headers=auth(c.key)
+    )
+    again = await client.post(
+        f"{base}/api-keys", json={"name": "x", "roles": ["ingest"]}, headers=auth(long_name.json()["key"])
+    )
+    assert again.status_code == 201

@@ -85,3 +85,39 @@ async def test_audit_trail_is_append_only_for_the_app(
                         text("SELECT set_config('andon.tenant_id', :t, true)"), {"t": str(world.a.customer.customer_id)}
                     )
                     await session.execute(text(statement))
+
+
+async def test_a_partner_bound_to_a_foreign_tenant_sees_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], world: World
+) -> None:
+    """Even if application code bound partner A's transaction to partner B's customer, the policies
+    check that the tenant belongs to the acting partner."""
+    load_all_models()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("SELECT set_config('andon.partner_id', :p, true)"), {"p": str(world.a.partner_id)})
+        await session.execute(
+            text("SELECT set_config('andon.tenant_id', :t, true)"), {"t": str(world.b.customer.customer_id)}
+        )
+        foreign = str(world.b.customer.customer_id)
+        for table in ("sites", "areas", "lines", "assets", "shift_calendars"):
+            assert await _rows(session, table) == [], table
+        for table in ("api_keys", "audit_entries", "users"):  # the partner's own rows remain; B's do not
+            assert foreign not in await _rows(session, table), table
+        # Its own customer, bound correctly, is visible.
+        await session.execute(
+            text("SELECT set_config('andon.tenant_id', :t, true)"), {"t": str(world.a.customer.customer_id)}
+        )
+        assert set(await _rows(session, "sites")) == {str(world.a.customer.customer_id)}
+
+
+async def test_operator_setting_does_not_open_tenant_rows(
+    sessionmaker: async_sessionmaker[AsyncSession], world: World
+) -> None:
+    load_all_models()
+    async with sessionmaker() as session, session.begin():
+        await session.execute(text("SELECT set_config('andon.operator', 'on', true)"))
+        for table in ("sites", "areas", "lines", "assets", "shift_calendars"):
+            assert await _rows(session, table) == [], table
+        # It does see partners and customers (names and status), which is its job.
+        count = (await session.execute(text("SELECT count(*) FROM customers"))).scalar_one()
+        assert count == 2

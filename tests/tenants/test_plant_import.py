@@ -237,3 +237,65 @@ async def test_moving_a_node_to_another_site_is_refused(client: AsyncTestClient[
             "message": "asset 'P1-C1' would move to another site; import cannot move nodes between sites",
         }
     ]
+
+
+async def test_reimport_with_fewer_columns_keeps_the_rest(client: AsyncTestClient[Any], world: World) -> None:
+    t = world.a.customer
+    full = b"""kind,external_id,name,parent_external_id,timezone,description,manufacturer,criticality
+site,K1,Kyoto,,Asia/Tokyo,Stamping,,
+line,K1-L,Line,K1,,,,
+asset,K1-A,Press,K1-L,,,Komatsu,A
+"""
+    assert (await _import(client, t, full)).status_code == 200
+    thin = b"kind,external_id,name,parent_external_id\nsite,K1,Kyoto,\nline,K1-L,Line,K1\nasset,K1-A,Press,K1-L\n"
+    again = await _import(client, t, thin)
+    assert {k: v["unchanged"] for k, v in again.json()["summary"].items() if v["unchanged"]} == {
+        "site": 1,
+        "line": 1,
+        "asset": 1,
+    }
+    site = (
+        await client.get(f"/api/v1/customers/{t.customer_id}/sites", params={"q": "Kyoto"}, headers=auth(t.key))
+    ).json()["items"][0]
+    assert (site["timezone"], site["description"]) == ("Asia/Tokyo", "Stamping")
+    asset = (
+        await client.get(f"/api/v1/customers/{t.customer_id}/assets", params={"q": "Press"}, headers=auth(t.key))
+    ).json()["items"]
+    assert [(a["manufacturer"], a["criticality"]) for a in asset if a["external_id"] == "K1-A"] == [("Komatsu", "A")]
+
+
+async def test_moving_an_asset_to_another_line_is_an_update(client: AsyncTestClient[Any], world: World) -> None:
+    t = world.a.customer
+    assert (await _import(client, t, GOOD)).status_code == 200
+    moved = GOOD.replace(b"asset,P1-R1,Robot 1,P1-L1,", b"asset,P1-R1,Robot 1,P1-L2,")
+    dry = await _import(client, t, moved, dry_run=True)
+    assert dry.json()["summary"]["asset"] == {"create": 0, "update": 1, "unchanged": 1}
+    assert (await _import(client, t, moved)).json()["summary"]["asset"]["update"] == 1
+    lines = {
+        x["external_id"]: x["id"]
+        for x in (await client.get(f"/api/v1/customers/{t.customer_id}/lines", headers=auth(t.key))).json()["items"]
+    }
+    assets = {
+        x["external_id"]: x
+        for x in (await client.get(f"/api/v1/customers/{t.customer_id}/assets", headers=auth(t.key))).json()["items"]
+    }
+    assert assets["P1-R1"]["line_id"] == lines["P1-L2"]
+
+
+async def test_hostile_json_is_a_clear_422(client: AsyncTestClient[Any], world: World) -> None:
+    t = world.a.customer
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'[{"kind": "site", "external_id": ' + b"9" * 5000 + b"}]"):
+        r = await _import(client, t, body, content_type="application/json", dry_run=True)
+        assert r.status_code == 422, r.text[:200]
+        assert "malformed JSON" in r.json()["detail"]
+
+
+async def test_large_import_in_one_go(client: AsyncTestClient[Any], world: World) -> None:
+    t = world.a.customer
+    rows = ["kind,external_id,name,parent_external_id", "site,BIG,Big plant,", "line,BIG-L,Line,BIG"]
+    rows += [f"asset,BIG-A{i},Asset {i},BIG-L" for i in range(6_000)]
+    r = await _import(client, t, ("\n".join(rows) + "\n").encode())
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["summary"]["asset"]["create"] == 6_000
+    again = await _import(client, t, ("\n".join(rows) + "\n").encode(), dry_run=True)
+    assert again.json()["summary"]["asset"]["unchanged"] == 6_000
