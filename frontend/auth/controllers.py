@@ -227,30 +227,43 @@ class SignInController(Controller):
         )
 
     @post("/logout", opt={"authenticated": True})
-    async def logout(self, db_session: DbSession, principal: Caller, state: State) -> Response[Any]:
+    async def logout(
+        self, request: Request[Any, Any, Any], db_session: DbSession, principal: Caller, state: State
+    ) -> Response[Any]:
+        """End this session; for a provider sign-in, also end the provider's (RP-initiated logout)."""
         settings = state.settings
         target = "/login?logged_out=true"
         if principal.subject_id is not None and principal.session_id is not None:
-            lookup = IdentityLookup(db_session)
             sessions = SessionRepository(db_session, principal.subject_id)
-            current = [s for s in await sessions.active(utcnow()) if s.id == principal.session_id]
+            current = next((s for s in await sessions.active(utcnow()) if s.id == principal.session_id), None)
             await sessions.revoke(utcnow(), only=principal.session_id)
-            if current and current[0].idp_id is not None:
-                await lookup.enable()
-                idp = await lookup.idp(current[0].idp_id)
-                if idp is not None:
-                    try:
-                        url = await end_session_url(
-                            state.oidc_cache,
-                            idp.issuer,
-                            id_token_hint=current[0].id_token,
-                            client_id=idp.client_id,
-                            post_logout_redirect_uri=settings.http.base_url.rstrip("/") + target,
-                        )
-                    except OidcError:
-                        url = None
-                    target = url or target
+            if current is not None and current.idp_id is not None:
+                target = await self._provider_logout(
+                    db_session, state, current.idp_id, current.id_token, _host(request), target
+                )
         return Redirect(target, status_code=303, cookies=[_expired(settings, settings.session.cookie_name)])
+
+    @staticmethod
+    async def _provider_logout(
+        db_session: DbSession, state: State, idp_id: Any, id_token: str | None, host: str | None, fallback: str
+    ) -> str:
+        lookup = IdentityLookup(db_session)
+        await lookup.enable()
+        idp = await lookup.idp(idp_id)
+        if idp is None:
+            return fallback
+        login = OidcLogin(db_session, state.settings, state.secretbox, state.oidc_cache)
+        try:
+            url = await end_session_url(
+                state.oidc_cache,
+                idp.issuer,
+                id_token_hint=id_token,
+                client_id=idp.client_id,
+                post_logout_redirect_uri=login.origin(idp, host) + fallback,
+            )
+        except OidcError:
+            return fallback  # the provider is unreachable: our session is over regardless
+        return url or fallback
 
 
 class AccountPageController(Controller):
@@ -380,7 +393,7 @@ class TokenPagesController(Controller):
 
     @get("/dev/mailbox", opt={"public": True})
     async def mailbox(self, db_session: DbSession, state: State) -> Template:
-        if state.settings.environment is not Environment.DEVELOPMENT:
+        if state.settings.environment is Environment.PRODUCTION:
             raise NotFoundError("not found")
         await IdentityLookup(db_session).enable()
         return _page(state, "auth/mailbox.html", emails=await OutboxRepository(db_session).recent())

@@ -377,13 +377,16 @@ class OidcLogin:
         self.cache = cache
         self.lookup = IdentityLookup(session)
 
-    def redirect_uri(self, idp: IdentityProvider, host: str | None) -> str:
-        """The callback on the host the person is on when it is one of the provider's hosts, so the
-        session cookie lands on that host; otherwise on the platform's own base URL."""
+    def origin(self, idp: IdentityProvider, host: str | None) -> str:
+        """The host the person is on when it is one of the provider's hosts (so the session cookie lands
+        there and they come back there), otherwise the platform's own base URL."""
         if host and host.lower() in idp.hosts:
             scheme = "https" if self.settings.secure_cookies else "http"
-            return f"{scheme}://{host.lower()}{CALLBACK_PATH}"
-        return self.settings.http.base_url.rstrip("/") + CALLBACK_PATH
+            return f"{scheme}://{host.lower()}"
+        return self.settings.http.base_url.rstrip("/")
+
+    def redirect_uri(self, idp: IdentityProvider, host: str | None) -> str:
+        return self.origin(idp, host) + CALLBACK_PATH
 
     def _provider(self, idp: IdentityProvider) -> oidc.ProviderConfig:
         return oidc.ProviderConfig(idp.issuer, idp.client_id, self.box.open(idp.client_secret_sealed), idp.scopes)

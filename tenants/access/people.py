@@ -227,6 +227,19 @@ class PartnerIdentityProviderController(Controller):
         admin = await self._admin(db_session, principal, state, partner_id)
         return _idp_read(await admin.create(data), state)
 
+    @patch("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
+    async def update_idp(
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        state: State,
+        partner_id: PathId,
+        idp_id: PathId,
+        data: JSONBody[IdentityProviderUpdate],
+    ) -> IdentityProviderRead:
+        admin = await self._admin(db_session, principal, state, partner_id)
+        return _idp_read(await admin.update(idp_id, data), state)
+
     @delete("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
     async def delete_idp(
         self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, idp_id: PathId

@@ -1,0 +1,99 @@
+"""Two real OpenID Connect providers (npm ``oidc-provider``), one per organisation, each on its own
+portal host name, started once per test module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from tests.support.oidc_provider import OidcProvider, start_provider
+
+SECRET = "web-secret-with-enough-entropy-123"
+
+
+def browser_on(app: Litestar, host: str) -> httpx.AsyncClient:
+    """A browser on one host name. Plain httpx over ASGI, in the test's own event loop: several
+    browsers share one app (and its connection pool), which Litestar's test client, running each app
+    in a thread of its own with its own lifespan, does not allow."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, app)), base_url=f"http://{host}")
+
+
+@pytest.fixture
+async def api(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with browser_on(app, "andon.test") as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Realm:
+    """An organisation's identity provider as the tests see it."""
+
+    provider: OidcProvider
+    host: str
+    client_id: str
+    client_secret: str
+    accounts: dict[str, dict[str, Any]]
+
+    @property
+    def issuer(self) -> str:
+        return self.provider.issuer
+
+
+def _realm(tmp: Any, name: str, accounts: list[dict[str, Any]]) -> Realm:
+    host = f"login.{name}.test"
+    client: dict[str, Any] = {
+        "client_id": f"andon-{name}",
+        "client_secret": SECRET,
+        "redirect_uris": [f"http://{host}/auth/oidc/callback"],
+        "post_logout_redirect_uris": [f"http://{host}/login?logged_out=true"],
+        "grant_types": ["authorization_code", "client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+    provider = start_provider(tmp / name, [client], accounts, resource_audience=f"https://api.{name}.test")
+    return Realm(provider, host, client["client_id"], SECRET, {a["email"]: a for a in accounts})
+
+
+@pytest.fixture(scope="module")
+def realms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Realm]]:
+    tmp = tmp_path_factory.mktemp("oidc")
+    alpha = _realm(
+        tmp,
+        "alpha",
+        [
+            {
+                "sub": "a-1",
+                "email": "ada@alpha-msp.example",
+                "name": "Ada Admin",
+                "groups": ["msp-admins"],
+                "password": "alpha-pass-1",
+            },
+            {
+                "sub": "a-2",
+                "email": "sam@alpha-msp.example",
+                "name": "Sam Support",
+                "groups": ["msp-support"],
+                "password": "alpha-pass-2",
+            },
+        ],
+    )
+    bravo = _realm(
+        tmp,
+        "bravo",
+        [
+            {
+                "sub": "b-1",
+                "email": "sue@bravo-plant.example",
+                "name": "Sue Supervisor",
+                "groups": ["supervisors"],
+                "password": "bravo-pass-1",
+            },
+        ],
+    )
+    yield {"alpha": alpha, "bravo": bravo}
+    alpha.provider.stop()
+    bravo.provider.stop()
