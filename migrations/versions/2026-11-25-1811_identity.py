@@ -94,6 +94,7 @@ def upgrade() -> None:
     sa.Column('claim_mapping', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('group_roles', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('default_roles', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.Column('machine_clients', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
     sa.Column('api_audience', sa.String(length=500), nullable=True),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),

@@ -18,6 +18,7 @@ from andon.platform.auth.keys import matches, split_key
 from andon.platform.auth.rbac import permissions_for
 from andon.platform.auth.repository import ApiKeyLookup
 from andon.platform.db.types import utcnow
+from andon.platform.identity.oidc import OidcError, unverified_issuer, validate_access_token
 from andon.platform.identity.principals import principal_for_user
 from andon.platform.identity.repository import IdentityLookup
 from andon.platform.identity.sessions import resolve_session
@@ -25,6 +26,7 @@ from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
 
 INVALID = "invalid, expired or revoked API key"
 SESSION_ENDED = "your session has ended; sign in again"
+JWT_REFUSED = "this token is not from an identity provider that grants machine access here"
 SUSPENDED = "your organisation's account is suspended; contact your service partner"
 
 
@@ -49,6 +51,8 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             return AuthenticationResult(user=None, auth=AuthFailure("use 'Authorization: Bearer <API key>'"))
         prefix = split_key(token)
         if prefix is None:
+            if token.count(".") == 2:
+                return await self._from_jwt(connection, token)
             return AuthenticationResult(user=None, auth=AuthFailure(INVALID))
         app_state = connection.app.state
         now = utcnow()
@@ -78,6 +82,38 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             if not await app_state.org_active(session, principal):
                 return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
         return AuthenticationResult(user=principal, auth=key.prefix)
+
+    async def _from_jwt(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]
+        """A client-credential JWT from an organisation's own identity provider (machine access)."""
+        app_state = connection.app.state
+        issuer = unverified_issuer(token)
+        async with app_state.sessionmaker() as session, session.begin():
+            lookup = IdentityLookup(session)
+            await lookup.enable()
+            idp = await lookup.idp_for_machines(issuer) if issuer else None
+            if idp is None or idp.api_audience is None:
+                return AuthenticationResult(user=None, auth=AuthFailure(JWT_REFUSED))
+            try:
+                claims = await validate_access_token(app_state.oidc_cache, idp.issuer, token, audience=idp.api_audience)
+            except OidcError as exc:
+                return AuthenticationResult(user=None, auth=AuthFailure(str(exc)))
+            client_id = str(claims.get("client_id") or claims.get("sub") or "")
+            roles = idp.machine_clients.get(client_id)
+            if roles is None:
+                return AuthenticationResult(user=None, auth=AuthFailure(f"client '{client_id}' has no access here"))
+            org_kind = OrgKind(idp.org_kind)
+            principal = Principal(
+                subject_kind=SubjectKind.SERVICE,
+                subject_id=idp.id,
+                label=f"service {client_id} via {idp.name}",
+                org_kind=org_kind,
+                partner_id=idp.partner_id if org_kind is OrgKind.PARTNER else None,
+                customer_id=idp.tenant_id if org_kind is OrgKind.CUSTOMER else None,
+                permissions=permissions_for(tuple(roles), org_kind),
+            )
+            if not await app_state.org_active(session, principal):
+                return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
+        return AuthenticationResult(user=principal, auth=client_id)
 
     async def _from_session(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]
         app_state = connection.app.state

@@ -7,6 +7,7 @@ idempotent: a second run finds the demo and only reissues keys if their credenti
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from andon.platform.auth.rbac import ALL_PERMISSIONS
 from andon.platform.auth.schemas import ApiKeyCreate
 from andon.platform.auth.service import ApiKeyService
+from andon.platform.config.settings import Settings
 from andon.platform.db.scope import apply_principal_scope
+from andon.platform.identity.schemas import GrantIn, UserCreate
+from andon.platform.identity.service import UserAdmin
 from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, system_principal
 from andon.tenants.onboarding.service import PlantImportService
@@ -73,17 +77,32 @@ SHIFTS = [
 ]
 
 
+# One person per persona: (persona, role, e-mail, where: "platform" | partner slug | customer slug).
+PEOPLE: tuple[tuple[str, str, str, str], ...] = (
+    ("Platform operator", "platform_operator", "operator@andon.example", "platform"),
+    ("Partner admin", "partner_admin", "pat.admin@northwind.example", "northwind"),
+    ("Partner engineer", "partner_engineer", "erin.engineer@northwind.example", "northwind"),
+    ("Partner support", "partner_support", "sam.support@northwind.example", "northwind"),
+    ("Customer admin", "customer_admin", "carla.admin@acme-castings.example", "acme-castings"),
+    ("Plant supervisor", "plant_supervisor", "sven.supervisor@acme-castings.example", "acme-castings"),
+    ("Technician", "technician", "tomas.tech@acme-castings.example", "acme-castings"),
+    ("Quality engineer", "quality_engineer", "quinn.quality@acme-castings.example", "acme-castings"),
+    ("Finance", "finance", "fiona.finance@acme-castings.example", "acme-castings"),
+    ("Auditor", "auditor", "aud.itor@acme-castings.example", "acme-castings"),
+)
+
+
 @dataclass
 class Credentials:
     operator: str = ""
     partners: dict[str, str] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)
+    logins: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "api_keys": {"operator": self.operator, "partners": self.partners, "customers": self.customers},
-            # One login per persona arrives with single sign-on (issue 02).
-            "logins": [],
+            "logins": self.logins,
         }
 
 
@@ -151,9 +170,32 @@ async def _load_orgs(session: AsyncSession) -> tuple[dict[str, Partner], dict[st
     )
 
 
-async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Path) -> tuple[dict[str, Any], bool]:
+async def _seed_people(
+    session: AsyncSession, settings: Settings, partners: dict[str, Partner], customers: dict[str, Customer]
+) -> list[dict[str, str]]:
+    """Local accounts, one per persona, sharing one password generated for this data directory."""
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    password = "demo-" + secrets.token_urlsafe(9)
+    logins = []
+    for persona, role, email, where in PEOPLE:
+        if where == "platform":
+            node = OrgNode(OrgKind.PLATFORM)
+        elif where in partners:
+            node = OrgNode(OrgKind.PARTNER, partner_id=partners[where].id)
+        else:
+            tenant = await CustomerService(session, system).open_tenant(customers[where].id)
+            node = OrgNode(OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+        name = email.split("@")[0].replace(".", " ").title()
+        await UserAdmin(session, system, node, settings).create(
+            UserCreate(email=email, display_name=name, password=password, grants=[GrantIn(role=role)]), site_ids=set()
+        )
+        logins.append({"persona": persona, "role": role, "email": email, "password": password, "org": where})
+    return logins
+
+
+async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[dict[str, Any], bool]:
     """Returns the credentials and whether anything was created."""
-    path = data_dir / CREDENTIALS_FILE
+    path = settings.data_dir / CREDENTIALS_FILE
     async with sessionmaker() as session, session.begin():
         await apply_principal_scope(session, system_principal(ALL_PERMISSIONS, "demo seed"))
         if await _demo_exists(session):
@@ -164,7 +206,12 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], data_dir: Pa
         else:
             partners, customers = await _create_demo(session)
             created = True
-        creds = (await _issue_keys(session, partners, customers)).as_dict()
+        issued = await _issue_keys(session, partners, customers)
+        if created:
+            issued.logins = await _seed_people(session, settings, partners, customers)
+        # With the credentials file gone, keys are reissued but passwords cannot be recovered (only
+        # their hashes are stored): the banner says to use --reset for fresh logins.
+        creds = issued.as_dict()
     path.write_text(json.dumps(creds, indent=2) + "\n")
     path.chmod(0o600)
     return creds, created

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import Path
 from typing import Any
 
 import click
 import uvicorn
+from pydantic import SecretStr
 
-from andon.platform.config.settings import DatabaseSettings, Environment, HttpSettings, Settings
+from andon.platform.config.settings import DatabaseSettings, Environment, HttpSettings, SecuritySettings, Settings
 from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.devmode.demo import CREDENTIALS_FILE, seed_demo
 from andon.platform.http.app import create_app
 
 DB_FILES = ("andon.db", "andon.db-wal", "andon.db-shm", CREDENTIALS_FILE)
+
+
+def _secret_key(data_dir: Path) -> str:
+    """One secret per data directory, so sealed secrets (an IdP's client secret) survive restarts."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def dev_settings(data_dir: Path, host: str, port: int) -> Settings:
@@ -26,13 +37,14 @@ def dev_settings(data_dir: Path, host: str, port: int) -> Settings:
         log_json=False,
         database=DatabaseSettings(url=url),
         http=HttpSettings(host=host, port=port, base_url=f"http://{host}:{port}"),
+        security=SecuritySettings(secret_key=SecretStr(_secret_key(data_dir))),
     )
 
 
 async def _seed(settings: Settings) -> tuple[dict[str, Any], bool]:
     engine = create_engine(settings.database)
     try:
-        return await seed_demo(create_sessionmaker(engine), settings.data_dir)
+        return await seed_demo(create_sessionmaker(engine), settings)
     finally:
         await engine.dispose()
 
@@ -50,6 +62,13 @@ def _banner(settings: Settings, creds: dict[str, Any], created: bool) -> str:
         f"  operator                     {keys['operator']}",
         *(f"  partner  {slug:<20} {key}" for slug, key in keys["partners"].items()),
         *(f"  customer {slug:<20} {key}" for slug, key in keys["customers"].items()),
+        "",
+        *(
+            ["  Sign in at " + base + "/login as any of (password for all: " + creds["logins"][0]["password"] + "):"]
+            if creds["logins"]
+            else ["  (logins unknown: run 'andon dev --reset' for fresh ones)"]
+        ),
+        *(f"    {p['persona']:<18} {p['email']}" for p in creds["logins"]),
         "",
         f"  Try:  curl -H 'Authorization: Bearer {keys['partners'].get('northwind', '')}' {base}/api/v1/customers",
         "",

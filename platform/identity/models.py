@@ -42,6 +42,9 @@ class IdentityProvider(RecordMixin, Base):
     default_roles: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
     # Audience expected in client-credential JWTs from this provider for machine access.
     api_audience: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # {"<client_id>": ["role", ...]}: the machine clients of this provider allowed in, each a service
+    # account with exactly these roles. A client not listed here is refused.
+    machine_clients: Mapped[dict[str, list[str]]] = mapped_column(JSONType, nullable=False, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
 

@@ -3,6 +3,7 @@ validation against the issuer's JWKS (joserfc), with the keys cached and re-read
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -142,42 +143,73 @@ def _oauth_error(exc: Exception) -> str:
     return str(getattr(exc, "error", "") or type(exc).__name__)
 
 
+async def _verified_claims(cache: OidcMetadataCache, issuer: str, token: str, what: str) -> dict[str, Any]:
+    """The claims of a JWT whose signature checks out against the issuer's keys (asymmetric only)."""
+    try:
+        header = extract_compact(token.encode()).headers()
+    except (JoseError, ValueError):
+        raise OidcError(f"the {what} is malformed") from None
+    algorithm = header.get("alg")
+    if algorithm not in ALLOWED_ALGORITHMS:
+        raise OidcError(f"the {what} uses a refused algorithm ({algorithm})")
+    key_set = await cache.key_set(issuer)
+    kid = header.get("kid")
+    if kid and all(k.kid != kid for k in key_set.keys):
+        key_set = await cache.key_set(issuer, refresh=True)  # the provider rotated its keys
+    try:
+        return dict(jwt.decode(token, key_set, algorithms=[algorithm]).claims)
+    except JoseError:
+        raise OidcError(f"the {what}'s signature is not valid") from None
+
+
+def _validate(claims: dict[str, Any], what: str, **expected: jwt.ClaimsOption) -> None:
+    options: dict[str, Any] = {"exp": {"essential": True}, **expected}
+    registry = jwt.JWTClaimsRegistry(leeway=CLOCK_LEEWAY_SECONDS, **options)
+    try:
+        registry.validate(claims)
+    except JoseError as exc:
+        raise OidcError(f"the {what} was refused: {_claim_reason(exc)}") from None
+
+
 async def validate_id_token(
     cache: OidcMetadataCache, provider: ProviderConfig, id_token: str, *, nonce: str
 ) -> dict[str, Any]:
     """Signature (issuer's JWKS, asymmetric algorithms only), iss, aud/azp, exp/iat/nbf and nonce."""
-    try:
-        header = extract_compact(id_token.encode()).headers()
-    except (JoseError, ValueError):
-        raise OidcError("the ID token is malformed") from None
-    algorithm = header.get("alg")
-    if algorithm not in ALLOWED_ALGORITHMS:
-        raise OidcError(f"the ID token uses a refused algorithm ({algorithm})")
-    key_set = await cache.key_set(provider.issuer)
-    kid = header.get("kid")
-    if kid and all(k.kid != kid for k in key_set.keys):
-        key_set = await cache.key_set(provider.issuer, refresh=True)  # the provider rotated its keys
-    try:
-        token = jwt.decode(id_token, key_set, algorithms=[algorithm])
-    except JoseError:
-        raise OidcError("the ID token's signature is not valid") from None
-    claims = dict(token.claims)
-    registry = jwt.JWTClaimsRegistry(
-        leeway=CLOCK_LEEWAY_SECONDS,
+    claims = await _verified_claims(cache, provider.issuer, id_token, "ID token")
+    _validate(
+        claims,
+        "ID token",
         iss={"essential": True, "value": provider.issuer},
         aud={"essential": True, "value": provider.client_id},
-        exp={"essential": True},
         iat={"essential": True},
         sub={"essential": True},
         nonce={"essential": True, "value": nonce},
     )
-    try:
-        registry.validate(claims)
-    except JoseError as exc:
-        raise OidcError(f"the ID token was refused: {_claim_reason(exc)}") from None
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     if len(audiences) > 1 and claims.get("azp") != provider.client_id:
         raise OidcError("the ID token was refused: it was issued to another party (azp)")
+    return claims
+
+
+def unverified_issuer(token: str) -> str | None:
+    """Which provider a bearer JWT claims to come from, to pick the keys that must then verify it."""
+    try:
+        payload = extract_compact(token.encode()).payload
+        issuer = json.loads(payload).get("iss")
+    except (JoseError, ValueError, AttributeError):
+        return None
+    return issuer if isinstance(issuer, str) else None
+
+
+async def validate_access_token(cache: OidcMetadataCache, issuer: str, token: str, *, audience: str) -> dict[str, Any]:
+    """A machine's client-credential JWT: signature, iss, aud (this API) and exp."""
+    claims = await _verified_claims(cache, issuer, token, "access token")
+    _validate(
+        claims,
+        "access token",
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+    )
     return claims
 
 

@@ -59,6 +59,14 @@ class IdentityLookup:
         stmt = select(IdentityProvider).where(IdentityProvider.id == idp_id, IdentityProvider.enabled.is_(True))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def idp_for_machines(self, issuer: str) -> IdentityProvider | None:
+        stmt = select(IdentityProvider).where(
+            IdentityProvider.issuer == issuer,
+            IdentityProvider.enabled.is_(True),
+            IdentityProvider.api_audience.is_not(None),
+        )
+        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+
     async def idps(self) -> Sequence[IdentityProvider]:
         stmt = select(IdentityProvider).where(IdentityProvider.enabled.is_(True))
         return (await self.session.execute(stmt)).scalars().all()

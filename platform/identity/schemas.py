@@ -72,6 +72,7 @@ class IdentityProviderCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only
     group_roles: dict[str, list[RoleName]] = msgspec.field(default_factory=dict)
     default_roles: list[RoleName] = msgspec.field(default_factory=list)
     api_audience: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    machine_clients: dict[str, list[RoleName]] = msgspec.field(default_factory=dict)
 
 
 class IdentityProviderUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,6 +85,7 @@ class IdentityProviderUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only
     group_roles: dict[str, list[RoleName]] | msgspec.UnsetType = msgspec.UNSET
     default_roles: list[RoleName] | msgspec.UnsetType = msgspec.UNSET
     api_audience: str | msgspec.UnsetType | None = msgspec.UNSET
+    machine_clients: dict[str, list[RoleName]] | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -102,6 +104,7 @@ class IdentityProviderRead(msgspec.Struct, kw_only=True):
     group_roles: dict[str, list[str]]
     default_roles: list[str]
     api_audience: str | None
+    machine_clients: dict[str, list[str]]
     enabled: bool
     redirect_uri: str = ""
 

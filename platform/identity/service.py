@@ -277,11 +277,15 @@ class IdpAdmin:
             session, node.owns(IdentityProvider.org_kind, IdentityProvider.partner_id, IdentityProvider.tenant_id)
         )
 
-    def _check(self, group_roles: dict[str, list[str]], default_roles: list[str]) -> None:
+    def _check(
+        self, group_roles: dict[str, list[str]], default_roles: list[str], machine_clients: dict[str, list[str]]
+    ) -> None:
         granter = ALL_PERMISSIONS if self.node.is_below(self.principal) else self.principal.permissions
         for group, roles in group_roles.items():
             _check_roles(roles, self.node.kind, granter, f"group_roles.{group}")
         _check_roles(default_roles, self.node.kind, granter, "default_roles")
+        for client, roles in machine_clients.items():
+            _check_roles(roles, self.node.kind, granter, f"machine_clients.{client}")
 
     async def _audit(self, action: str, idp: IdentityProvider, before: dict[str, Any] | None = None) -> None:
         after = {k: v for k, v in snapshot(idp).items() if k != "client_secret_sealed"}
@@ -309,7 +313,7 @@ class IdpAdmin:
         return await self.repo.list()
 
     async def create(self, data: IdentityProviderCreate) -> IdentityProvider:
-        self._check(data.group_roles, data.default_roles)
+        self._check(data.group_roles, data.default_roles, data.machine_clients)
         idp = await self.repo.add(
             IdentityProvider(
                 org_kind=self.node.kind.value,
@@ -326,6 +330,7 @@ class IdpAdmin:
                 group_roles=data.group_roles,
                 default_roles=data.default_roles,
                 api_audience=data.api_audience,
+                machine_clients=data.machine_clients,
                 enabled=True,
             )
         )
@@ -336,7 +341,11 @@ class IdpAdmin:
         idp = await self.get(idp_id)
         before = snapshot(idp)
         sent = {n: getattr(data, n) for n in data.__struct_fields__ if getattr(data, n) is not msgspec.UNSET}
-        self._check(sent.get("group_roles", idp.group_roles), sent.get("default_roles", idp.default_roles))
+        self._check(
+            sent.get("group_roles", idp.group_roles),
+            sent.get("default_roles", idp.default_roles),
+            sent.get("machine_clients", idp.machine_clients),
+        )
         if "client_secret" in sent:
             idp.client_secret_sealed = self.box.seal(sent.pop("client_secret"))
         if "email_domains" in sent:

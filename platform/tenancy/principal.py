@@ -16,6 +16,7 @@ class OrgKind(StrEnum):
 class SubjectKind(StrEnum):
     API_KEY = "api_key"
     USER = "user"
+    SERVICE = "service"
     SYSTEM = "system"
 
 

@@ -53,6 +53,9 @@ class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name | msgspec.UnsetType = msgspec.UNSET
     status: Status | msgspec.UnsetType = msgspec.UNSET
     default_timezone: TimeZoneName | msgspec.UnsetType = msgspec.UNSET
+    # Set by the customer only: may its partner act inside it, and until when.
+    partner_access: bool | msgspec.UnsetType = msgspec.UNSET
+    partner_access_until: Annotated[datetime, msgspec.Meta(tz=True)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class CustomerRead(msgspec.Struct, kw_only=True):
@@ -62,5 +65,7 @@ class CustomerRead(msgspec.Struct, kw_only=True):
     name: str
     status: str
     default_timezone: str
+    partner_access: bool
+    partner_access_until: datetime | None
     created_at: datetime
     updated_at: datetime

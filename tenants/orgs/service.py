@@ -12,6 +12,7 @@ from andon.platform.api.schemas import apply_update, check_timezone
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
 from andon.platform.db.scope import apply_principal_scope, bind_tenant
+from andon.platform.db.types import utcnow
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext, TenantId
 from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
@@ -100,6 +101,11 @@ class CustomerService:
         if self.principal.org_kind is OrgKind.PLATFORM and self.principal.subject_kind is not SubjectKind.SYSTEM:
             # The operator sees that customers exist, never what is inside them.
             raise PermissionDeniedError("the platform operator has no access inside a customer")
+        if self.principal.org_kind is OrgKind.PARTNER and not customer.partner_may_act(utcnow()):
+            raise PermissionDeniedError(
+                f"{customer.name} has not granted its partner access, or the access has expired; "
+                "its administrator can turn it on under the customer's settings"
+            )
         tenant_id = TenantId(customer.id)
         await bind_tenant(self.session, tenant_id, self.principal)
         return TenantContext(tenant_id=tenant_id, partner_id=customer.partner_id, principal=self.principal)
@@ -150,6 +156,10 @@ class CustomerService:
         customer = await self.get(customer_id)
         if self.principal.org_kind is OrgKind.CUSTOMER and data.status is not msgspec.UNSET:
             raise PermissionDeniedError("only the partner can suspend or reactivate a customer")
+        if self.principal.org_kind is not OrgKind.CUSTOMER and not (
+            data.partner_access is msgspec.UNSET and data.partner_access_until is msgspec.UNSET
+        ):
+            raise PermissionDeniedError("only the customer decides whether its partner may act inside it")
         if isinstance(data.default_timezone, str):
             check_timezone(data.default_timezone, "default_timezone")
         before = snapshot(customer)

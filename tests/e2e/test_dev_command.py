@@ -82,6 +82,23 @@ def test_dev_seeds_serves_and_reuses(tmp_path: Path) -> None:
         assert assets["total"] == 6
         calendars = httpx.get(f"{base}/api/v1/customers/{acme['id']}/shift-calendars", headers=northwind).json()
         assert [s["name"] for s in calendars["items"][0]["shifts"]] == ["Early", "Late", "Night", "Weekend"]
+        logins = creds["logins"]
+        assert isinstance(logins, list) and len(logins) == 10
+        assert {p["role"] for p in logins} >= {"platform_operator", "partner_admin", "customer_admin", "auditor"}
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            page = browser.get("/login")
+            token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            supervisor = next(p for p in logins if p["role"] == "plant_supervisor")
+            signed_in = browser.post(
+                "/login",
+                data={
+                    "csrf_token": token,
+                    "email": supervisor["email"],
+                    "password": supervisor["password"],
+                    "next": "/account",
+                },
+            )
+            assert signed_in.status_code == 200 and "plant_supervisor" in signed_in.text
         corvid = {"Authorization": f"Bearer {keys['customers']['corvid-automotive']}"}
         assert httpx.get(f"{base}/api/v1/customers/{acme['id']}", headers=corvid).status_code == 404
 

@@ -4,7 +4,7 @@ expiry and single use, password reset, and TOTP as a second factor with replay p
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -196,3 +196,25 @@ async def test_anonymous_forms_need_their_token(app: Litestar, api: httpx.AsyncC
     async with browser_on(app, "andon.test") as browser:
         r = await browser.post("/login", data={"email": "x@acme.example", "password": PASSWORD})
         assert r.status_code == 400 and "reload the page" in r.json()["detail"]
+
+
+async def test_idle_and_absolute_timeouts(
+    app: Litestar, api: httpx.AsyncClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await _user(api, world, "idle@acme.example", password=PASSWORD)
+    async with browser_on(app, "andon.test") as browser:
+        assert (await _login(browser, "idle@acme.example", PASSWORD)).status_code == 303
+        assert (await browser.get("/api/v1/me")).status_code == 200
+        # 31 minutes without a request (idle timeout: 30).
+        await _sql(
+            sessionmaker, "UPDATE login_sessions SET last_seen_at = :t", t=datetime.now(UTC) - timedelta(minutes=31)
+        )
+        r = await browser.get("/api/v1/me")
+        assert r.status_code == 401 and "session has ended" in r.json()["detail"]
+    async with browser_on(app, "andon.test") as browser:
+        assert (await _login(browser, "idle@acme.example", PASSWORD)).status_code == 303
+        # Active all along, but past the absolute lifetime (12 hours).
+        await _sql(
+            sessionmaker, "UPDATE login_sessions SET expires_at = :t", t=datetime.now(UTC) - timedelta(seconds=1)
+        )
+        assert (await browser.get("/api/v1/me")).status_code == 401

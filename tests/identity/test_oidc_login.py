@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.identity.conftest import Realm
 from tests.identity.conftest import browser_on as _browser
-from tests.support.oidc_provider import provider_login, provider_logout
+from tests.support.oidc_provider import client_credentials_token, provider_login, provider_logout
 from tests.tenants.factories import World, auth
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -213,3 +213,43 @@ async def test_callback_refusals_create_nothing(
             form = await provider_login(fresh, start.headers["location"], "sue@bravo-plant.example", "nope")
         assert form.status_code == 200 and "Invalid email or password" in form.text
     assert await _users(sessionmaker) == before + 1
+
+
+async def test_machine_access_with_client_credential_jwts(
+    api: httpx.AsyncClient, world: World, realms: dict[str, Realm]
+) -> None:
+    alpha, bravo = realms["alpha"], realms["bravo"]
+    ids = await _configure(api, world, realms)
+    r = await api.patch(
+        f"/api/v1/partners/{world.a.partner_id}/identity-providers/{ids['alpha']}",
+        json={"api_audience": "https://api.alpha.test", "machine_clients": {alpha.client_id: ["partner_engineer"]}},
+        headers=auth(world.a.key),
+    )
+    assert r.status_code == 200, r.text
+    token = await client_credentials_token(alpha.issuer, alpha.client_id, alpha.client_secret, "https://api.alpha.test")
+    machine = {"Authorization": f"Bearer {token}"}
+    me = (await api.get("/api/v1/me", headers=machine)).json()
+    assert (me["kind"], me["org_kind"], me["partner_id"]) == ("service", "partner", str(world.a.partner_id))
+    assert (await api.get("/api/v1/customers", headers=machine)).status_code == 200
+    # Least privilege: the engineer role reads, it does not create customers.
+    assert (await api.post("/api/v1/customers", json={"slug": "m1", "name": "M"}, headers=machine)).status_code == 403
+
+    # A token for another audience, or from a provider without machine access, is refused.
+    other = await client_credentials_token(bravo.issuer, bravo.client_id, bravo.client_secret, "https://api.bravo.test")
+    refused = await api.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"})
+    assert refused.status_code == 401 and "machine access" in refused.json()["detail"]
+    r = await api.patch(
+        f"/api/v1/partners/{world.a.partner_id}/identity-providers/{ids['alpha']}",
+        json={"api_audience": "https://api.elsewhere.test"},
+        headers=auth(world.a.key),
+    )
+    wrong_aud = await api.get("/api/v1/me", headers=machine)
+    assert wrong_aud.status_code == 401 and "invalid 'aud' claim" in wrong_aud.json()["detail"]
+    # A client the organisation did not list gets nothing.
+    r = await api.patch(
+        f"/api/v1/partners/{world.a.partner_id}/identity-providers/{ids['alpha']}",
+        json={"api_audience": "https://api.alpha.test", "machine_clients": {}},
+        headers=auth(world.a.key),
+    )
+    unlisted = await api.get("/api/v1/me", headers=machine)
+    assert unlisted.status_code == 401 and "has no access here" in unlisted.json()["detail"]
