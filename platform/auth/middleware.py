@@ -15,14 +15,13 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from andon.platform.auth.keys import matches, split_key
-from andon.platform.auth.rbac import permissions_for
 from andon.platform.auth.repository import ApiKeyLookup
 from andon.platform.db.types import utcnow
 from andon.platform.identity.oidc import OidcError, unverified_issuer, validate_access_token
-from andon.platform.identity.principals import principal_for_user
+from andon.platform.identity.principals import principal_at_node, principal_for_user
 from andon.platform.identity.repository import IdentityLookup
 from andon.platform.identity.sessions import resolve_session
-from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
+from andon.platform.tenancy.principal import SubjectKind
 
 INVALID = "invalid, expired or revoked API key"
 SESSION_ENDED = "your session has ended; sign in again"
@@ -69,15 +68,8 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             touch_every = timedelta(seconds=app_state.settings.security.api_key_touch_seconds)
             if key.last_used_at is None or now - key.last_used_at >= touch_every:
                 await lookup.touch(key.id, now)
-            org_kind = OrgKind(key.org_kind)
-            principal = Principal(
-                subject_kind=SubjectKind.API_KEY,
-                subject_id=key.id,
-                label=f"api key {key.prefix} ({key.name})",
-                org_kind=org_kind,
-                partner_id=key.partner_id if org_kind is OrgKind.PARTNER else None,
-                customer_id=key.tenant_id if org_kind is OrgKind.CUSTOMER else None,
-                permissions=permissions_for(tuple(key.roles), org_kind),
+            principal = principal_at_node(
+                key, key.roles, kind=SubjectKind.API_KEY, subject_id=key.id, label=f"api key {key.prefix} ({key.name})"
             )
             if not await app_state.org_active(session, principal):
                 return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
@@ -101,15 +93,8 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             roles = idp.machine_clients.get(client_id)
             if roles is None:
                 return AuthenticationResult(user=None, auth=AuthFailure(f"client '{client_id}' has no access here"))
-            org_kind = OrgKind(idp.org_kind)
-            principal = Principal(
-                subject_kind=SubjectKind.SERVICE,
-                subject_id=idp.id,
-                label=f"service {client_id} via {idp.name}",
-                org_kind=org_kind,
-                partner_id=idp.partner_id if org_kind is OrgKind.PARTNER else None,
-                customer_id=idp.tenant_id if org_kind is OrgKind.CUSTOMER else None,
-                permissions=permissions_for(tuple(roles), org_kind),
+            principal = principal_at_node(
+                idp, roles, kind=SubjectKind.SERVICE, subject_id=idp.id, label=f"service {client_id} via {idp.name}"
             )
             if not await app_state.org_active(session, principal):
                 return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from andon.platform.db.base import Base, RecordMixin
+from andon.platform.db.base import Base, OrgOwnedMixin, RecordMixin
 from andon.platform.db.types import JSONType, UTCDateTime
 
 
-class ApiKey(RecordMixin, Base):
+class ApiKey(OrgOwnedMixin, RecordMixin, Base):
     """A key belongs to one org node (platform, a partner, or a customer) and carries roles there.
 
     Only the SHA-256 of the secret is stored: keys are 256-bit random, so a slow hash adds nothing.
@@ -23,13 +22,6 @@ class ApiKey(RecordMixin, Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     prefix: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    org_kind: Mapped[str] = mapped_column(String(20), nullable=False)
-    partner_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("partners.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True
-    )
     roles: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

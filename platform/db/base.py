@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, MetaData, Uuid
+from sqlalchemy import ForeignKey, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from andon.platform.db.ids import new_id
@@ -44,9 +44,27 @@ class TenantOwnedMixin(RecordMixin):
         return mapped_column(Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False, index=True)
 
 
+class OrgOwnedMixin:
+    """A row owned by one org node: the platform (both ids empty), a partner, or a customer.
+
+    Keys, users and identity providers live at any node; ``OrgNode.owns`` scopes queries over these
+    three columns.
+    """
+
+    org_kind: Mapped[str] = mapped_column(String(20), nullable=False)
+
+    @declared_attr
+    def partner_id(cls) -> Mapped[uuid.UUID | None]:
+        return mapped_column(Uuid, ForeignKey("partners.id", ondelete="CASCADE"), nullable=True, index=True)
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID | None]:
+        return mapped_column(Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True)
+
+
 def tenant_owned_tables() -> list[str]:
     """Names of every table whose rows carry a ``tenant_id`` (the RLS and isolation-test set)."""
     return sorted(t.name for t in Base.metadata.sorted_tables if "tenant_id" in t.c)
 
 
-__all__ = ["Base", "RecordMixin", "TenantOwnedMixin", "tenant_owned_tables", "utcnow"]
+__all__ = ["Base", "OrgOwnedMixin", "RecordMixin", "TenantOwnedMixin", "tenant_owned_tables", "utcnow"]

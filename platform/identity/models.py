@@ -9,22 +9,15 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from andon.platform.db.base import Base, RecordMixin
+from andon.platform.db.base import Base, OrgOwnedMixin, RecordMixin
 from andon.platform.db.types import JSONType, UTCDateTime
 
 
-class IdentityProvider(RecordMixin, Base):
+class IdentityProvider(OrgOwnedMixin, RecordMixin, Base):
     """An organisation's OpenID Connect provider, with the claim mapping for its users."""
 
     __tablename__ = "identity_providers"
 
-    org_kind: Mapped[str] = mapped_column(String(20), nullable=False)
-    partner_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("partners.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True
-    )
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     issuer: Mapped[str] = mapped_column(String(500), nullable=False)
     client_id: Mapped[str] = mapped_column(String(200), nullable=False)
@@ -48,19 +41,12 @@ class IdentityProvider(RecordMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
 
-class User(RecordMixin, Base):
+class User(OrgOwnedMixin, RecordMixin, Base):
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("idp_id", "idp_subject"),)
 
     email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
-    org_kind: Mapped[str] = mapped_column(String(20), nullable=False)
-    partner_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("partners.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("customers.id", ondelete="CASCADE"), nullable=True, index=True
-    )
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     totp_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
