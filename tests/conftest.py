@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -19,6 +20,7 @@ from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.http.app import create_app
 from tests.support import postgres
+from tests.support.browser import browser_on
 from tests.tenants.factories import World, build_world
 
 DATABASE_URL = os.environ.get("ANDON_DATABASE_URL", "")
@@ -93,6 +95,13 @@ async def sessionmaker(settings: Settings) -> AsyncIterator[async_sessionmaker[A
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def api(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The API over ASGI in the test's own event loop (see ``tests/support/browser.py``)."""
+    async with browser_on(app, "andon.test") as client:
+        yield client
 
 
 @pytest.fixture

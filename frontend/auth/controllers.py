@@ -62,12 +62,16 @@ def _expired(settings: Settings, name: str) -> Cookie:
     return _cookie(settings, name, "", max_age=0)
 
 
+async def wear_brand(request: Request[Any, Any, Any]) -> None:
+    """Before each page: the brand of the partner whose domain this is (Andon's elsewhere)."""
+    async with request.app.state.sessionmaker() as session, session.begin():
+        request.state.brand = await request.app.state.brand_for_host(session, request.headers.get("host"))
+
+
 def _page(
     state: State, template: str, *, status: int = 200, cookies: list[Cookie] | None = None, **context: Any
 ) -> Template:
-    return Template(
-        template_name=template, context={"product_name": "Andon", **context}, status_code=status, cookies=cookies or []
-    )
+    return Template(template_name=template, context=context, status_code=status, cookies=cookies or [])
 
 
 def _anonymous_form(
@@ -87,6 +91,7 @@ def _check_anonymous_csrf(request: Request[Any, Any, Any], form: dict[str, str])
 
 
 class SignInController(Controller):
+    before_request = staticmethod(wear_brand)
     tags = ["Sign-in pages"]
     include_in_schema = False
 
@@ -267,6 +272,7 @@ class SignInController(Controller):
 
 
 class AccountPageController(Controller):
+    before_request = staticmethod(wear_brand)
     tags = ["Account pages"]
     include_in_schema = False
 
@@ -335,6 +341,7 @@ class AccountPageController(Controller):
 
 
 class TokenPagesController(Controller):
+    before_request = staticmethod(wear_brand)
     """Invitations and password resets: single-use links that set a password."""
 
     tags = ["Account pages"]

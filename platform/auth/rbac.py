@@ -29,6 +29,7 @@ class P:
     USERS_WRITE = "users:write"
     IDENTITY_READ = "identity:read"
     IDENTITY_WRITE = "identity:write"
+    BRANDING_WRITE = "branding:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -78,6 +79,7 @@ ROLES: dict[str, Role] = {
             P.PARTNERS_READ,
             P.CUSTOMERS_READ,
             P.CUSTOMERS_WRITE,
+            P.BRANDING_WRITE,
             *_PLANT_ALL,
             *_KEYS_ALL,
             *_PEOPLE_ALL,

@@ -13,6 +13,7 @@ def load_all_models() -> MetaData:
     import andon.platform.audit.models
     import andon.platform.auth.models
     import andon.platform.identity.models
+    import andon.tenants.branding.models
     import andon.tenants.orgs.models
     import andon.tenants.plant.models  # noqa: F401
     from andon.platform.db.base import Base

@@ -44,6 +44,8 @@ from andon.tenants.access.people import (
     PartnerIdentityProviderController,
     PartnerUserController,
 )
+from andon.tenants.branding.controllers import BrandingController, PublicLogoController
+from andon.tenants.branding.service import brand_for_host
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.orgs.service import org_is_active
@@ -57,6 +59,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
         SignInController,
+        BrandingController,
+        PublicLogoController,
         AccountPageController,
         TokenPagesController,
         MeController,
@@ -110,6 +114,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "oidc_cache": OidcMetadataCache(),
             # The kernel asks the tenants domain whether a caller's organisation is active.
             "org_active": org_is_active,
+            # Pages ask the tenants domain which partner's brand a host name wears.
+            "brand_for_host": brand_for_host,
         }
     )
 

@@ -3,30 +3,18 @@ portal host name, started once per test module."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
 
+from tests.support.browser import browser_on
 from tests.support.oidc_provider import OidcProvider, start_provider
 
+__all__ = ["Realm", "browser_on"]
+
 SECRET = "web-secret-with-enough-entropy-123"
-
-
-def browser_on(app: Litestar, host: str) -> httpx.AsyncClient:
-    """A browser on one host name. Plain httpx over ASGI, in the test's own event loop: several
-    browsers share one app (and its connection pool), which Litestar's test client, running each app
-    in a thread of its own with its own lifespan, does not allow."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, app)), base_url=f"http://{host}")
-
-
-@pytest.fixture
-async def api(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with browser_on(app, "andon.test") as client:
-        yield client
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from andon.platform.http.app import OPENAPI_PATH, create_app
 
 pytestmark = pytest.mark.anyio
 
-# Anyone may reach these: health, the API docs, and the pages that sign people in.
+# Anyone may reach these: health, the API docs, partner logos, and the pages that sign people in.
 PUBLIC_PREFIXES = (
     "/health/",
     OPENAPI_PATH,
+    "/brand/",
     "/login",
     "/auth/oidc/",
     "/invitations/",
@@ -51,7 +52,7 @@ def test_every_route_is_guarded(settings: Settings) -> None:
         assert require_permission in [getattr(g, "func", g) for g in handler.resolve_guards()], path
         if handler.opt.get("public"):
             if not path.startswith(PUBLIC_PREFIXES):
-                unguarded.append(f"{path} is public but not health, docs or sign-in")
+                unguarded.append(f"{path} is public but not health, docs, logos or sign-in")
             continue
         if handler.opt.get("authenticated"):
             if not path.startswith(OWN_ACCOUNT_PREFIXES):

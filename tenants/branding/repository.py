@@ -1,0 +1,39 @@
+"""All SQL of partner brands."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.db.scope import allow_auth_lookup
+from andon.tenants.branding.models import PartnerBrand
+
+
+class BrandRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_partner(self, partner_id: uuid.UUID) -> PartnerBrand | None:
+        """Callers reach this only after the partner itself was fetched within their reach."""
+        stmt = select(PartnerBrand).where(PartnerBrand.partner_id == partner_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def all_for_host_lookup(self) -> Sequence[PartnerBrand]:
+        """Every brand, to match a request's host name before anyone is known (public pages)."""
+        await allow_auth_lookup(self.session)
+        stmt = select(PartnerBrand)  # andon: unscoped-ok (host routing of public pages)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def public_logo(self, partner_id: uuid.UUID) -> bytes | None:
+        """Logos are public (they appear on sign-in pages before anyone is known)."""
+        await allow_auth_lookup(self.session)
+        stmt = select(PartnerBrand.logo_png).where(PartnerBrand.partner_id == partner_id)  # andon: unscoped-ok
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add(self, brand: PartnerBrand) -> PartnerBrand:
+        self.session.add(brand)
+        await self.session.flush()
+        return brand

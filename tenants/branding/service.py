@@ -1,0 +1,197 @@
+"""Branding rules: readable colours (WCAG AA), unique custom domains, sanitised logos; and which brand
+a request wears, by its host name."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.audit.service import record
+from andon.platform.audit.snapshot import snapshot
+from andon.platform.http.errors import ConflictError, ValidationFailedError
+from andon.platform.tenancy.principal import Principal
+from andon.tenants.branding.contrast import AA_NORMAL_TEXT, WHITE, contrast_ratio, darken_until_readable
+from andon.tenants.branding.images import sanitise_logo
+from andon.tenants.branding.models import PartnerBrand
+from andon.tenants.branding.repository import BrandRepository
+from andon.tenants.branding.schemas import BrandRead, BrandUpdate, ContrastCheck
+from andon.tenants.orgs.service import PartnerService
+
+DEFAULT_PRODUCT = "Andon"
+DEFAULT_PRIMARY = "#1f4e79"
+DEFAULT_ACCENT = "#0b6e4f"
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    """What a page wears: the partner's brand, or Andon's own where no partner is known."""
+
+    product_name: str
+    primary_colour: str
+    accent_colour: str
+    logo_url: str | None = None
+    support_email: str | None = None
+    support_url: str | None = None
+    partner_id: uuid.UUID | None = None
+
+    @property
+    def css(self) -> str:
+        return f":root {{ --primary: {self.primary_colour}; --accent: {self.accent_colour}; }}"
+
+
+ANDON = Brand(DEFAULT_PRODUCT, DEFAULT_PRIMARY, DEFAULT_ACCENT)
+
+
+def _brand(row: PartnerBrand) -> Brand:
+    logo = f"/brand/{row.partner_id}/logo.png?v={row.logo_version}" if row.logo_png else None
+    return Brand(
+        row.product_name,
+        row.primary_colour,
+        row.accent_colour,
+        logo,
+        row.support_email,
+        row.support_url,
+        row.partner_id,
+    )
+
+
+def contrast_checks(primary: str, accent: str) -> list[ContrastCheck]:
+    checks = []
+    for field, colour in (("primary_colour", primary), ("accent_colour", accent)):
+        ratio = round(contrast_ratio(colour, WHITE), 2)
+        passes = ratio >= AA_NORMAL_TEXT
+        checks.append(
+            ContrastCheck(
+                field=field, ratio=ratio, passes=passes, suggestion=None if passes else darken_until_readable(colour)
+            )
+        )
+    return checks
+
+
+def brand_read(brand: Brand, hosts: list[str], partner_id: uuid.UUID) -> BrandRead:
+    return BrandRead(
+        partner_id=partner_id,
+        product_name=brand.product_name,
+        primary_colour=brand.primary_colour,
+        accent_colour=brand.accent_colour,
+        support_email=brand.support_email,
+        support_url=brand.support_url,
+        hosts=hosts,
+        logo_url=brand.logo_url,
+        css=brand.css,
+        contrast=contrast_checks(brand.primary_colour, brand.accent_colour),
+    )
+
+
+class BrandingService:
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+        self.repo = BrandRepository(session)
+
+    async def get(self, partner_id: uuid.UUID) -> tuple[Brand, list[str]]:
+        partner = await PartnerService(self.session, self.principal).get(partner_id)
+        row = await self.repo.for_partner(partner.id)
+        if row is None:
+            return Brand(partner.name, DEFAULT_PRIMARY, DEFAULT_ACCENT, partner_id=partner.id), []
+        return _brand(row), list(row.hosts)
+
+    async def update(
+        self, partner_id: uuid.UUID, data: BrandUpdate, *, dry_run: bool = False
+    ) -> tuple[Brand, list[str]]:
+        partner = await PartnerService(self.session, self.principal).get(partner_id)
+        failing = [c for c in contrast_checks(data.primary_colour, data.accent_colour) if not c.passes]
+        if failing:
+            raise ValidationFailedError(
+                "colours must be readable: "
+                + "; ".join(
+                    f"{c.field} has contrast {c.ratio}:1 with white text, below the WCAG AA minimum of "
+                    f"{AA_NORMAL_TEXT}:1; try {c.suggestion}"
+                    for c in failing
+                ),
+                extra={
+                    "errors": [
+                        {
+                            "field": c.field,
+                            "message": f"contrast {c.ratio}:1 < {AA_NORMAL_TEXT}:1",
+                            "ratio": c.ratio,
+                            "suggestion": c.suggestion,
+                        }
+                        for c in failing
+                    ]
+                },
+            )
+        hosts = sorted(set(data.hosts))
+        taken = {h for b in await self.repo.all_for_host_lookup() if b.partner_id != partner.id for h in b.hosts}
+        clash = sorted(set(hosts) & taken)
+        if clash:
+            raise ConflictError(
+                f"host name(s) {', '.join(clash)} already belong to another partner",
+                extra={"errors": [{"field": "hosts", "message": "already in use"}]},
+            )
+        row = await self.repo.for_partner(partner.id)
+        if dry_run:
+            preview = Brand(
+                data.product_name,
+                data.primary_colour,
+                data.accent_colour,
+                _brand(row).logo_url if row else None,
+                data.support_email,
+                data.support_url,
+                partner.id,
+            )
+            return preview, hosts
+        before = snapshot(row, skip=frozenset({"created_at", "updated_at", "logo_png"})) if row else None
+        if row is None:
+            row = await self.repo.add(PartnerBrand(partner_id=partner.id, product_name=data.product_name))
+        for name in ("product_name", "primary_colour", "accent_colour", "support_email", "support_url"):
+            setattr(row, name, getattr(data, name))
+        row.hosts = hosts
+        await self.session.flush()
+        await record(
+            self.session,
+            self.principal,
+            "branding.updated",
+            target_type="partner_brand",
+            target_id=partner.id,
+            before=before,
+            after=snapshot(row, skip=frozenset({"created_at", "updated_at", "logo_png"})),
+            partner_id=partner.id,
+        )
+        return _brand(row), hosts
+
+    async def set_logo(self, partner_id: uuid.UUID, data: bytes) -> Brand:
+        partner = await PartnerService(self.session, self.principal).get(partner_id)
+        clean = sanitise_logo(data)
+        row = await self.repo.for_partner(partner.id)
+        if row is None:
+            row = await self.repo.add(PartnerBrand(partner_id=partner.id, product_name=partner.name))
+        row.logo_png = clean
+        row.logo_version += 1
+        await self.session.flush()
+        await record(
+            self.session,
+            self.principal,
+            "branding.logo_changed",
+            target_type="partner_brand",
+            target_id=partner.id,
+            after={"bytes": len(clean), "version": row.logo_version},
+            partner_id=partner.id,
+        )
+        return _brand(row)
+
+
+async def brand_for_host(session: AsyncSession, host: str | None) -> Brand:
+    """The brand of the partner whose custom domain the request came to, else Andon's."""
+    name = (host or "").split(":", 1)[0].lower()
+    if name:
+        for row in await BrandRepository(session).all_for_host_lookup():
+            if name in row.hosts:
+                return _brand(row)
+    return ANDON
+
+
+async def logo_png(session: AsyncSession, partner_id: uuid.UUID) -> bytes | None:
+    return await BrandRepository(session).public_logo(partner_id)
