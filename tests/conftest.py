@@ -70,6 +70,7 @@ def settings(db_settings: DatabaseSettings, tmp_path: Path) -> Settings:
         environment=Environment.TEST,
         data_dir=tmp_path,
         log_level="WARNING",
+        dev_mailbox=True,
         database=db_settings,
         redis=RedisSettings(url=REDIS_URL),
     )

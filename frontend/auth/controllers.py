@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
@@ -18,7 +19,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from andon.platform.config.settings import Environment, Settings
+from andon.platform.config.settings import Settings
 from andon.platform.db.types import utcnow
 from andon.platform.http.errors import AndonError, NotFoundError, ValidationFailedError
 from andon.platform.http.params import Caller, DbSession, PathId
@@ -37,6 +38,14 @@ from andon.platform.tenancy.principal import SubjectKind
 
 PRE_CSRF_COOKIE = "andon_form"
 MFA_COOKIE = "andon_mfa"
+FLOW_COOKIE = "andon_oidc_state"
+
+
+def urlsplit_state(url: str) -> str:
+    """The ``state`` parameter of the authorization URL we are about to send the browser to."""
+    return parse_qs(urlsplit(url).query).get("state", [""])[0]
+
+
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 
@@ -141,7 +150,8 @@ class SignInController(Controller):
                 email
             )
             if idp is not None:
-                return Redirect(f"/auth/oidc/{idp.id}/start?next={next_path}&login_hint={email}", status_code=303)
+                query = urlencode({"next": next_path, "login_hint": email})
+                return Redirect(f"/auth/oidc/{idp.id}/start?{query}", status_code=303)
             return _anonymous_form(state, request, "auth/login.html", show_password=True, **form)
         try:
             result = await PasswordLogin(db_session, state.settings).password(email, data["password"], _client(request))
@@ -205,7 +215,8 @@ class SignInController(Controller):
             return _page(
                 state, "auth/message.html", status=502, heading="Sign-in is unavailable", text=str(exc), error=True
             )
-        return Redirect(url, status_code=303)
+        state_cookie = _cookie(state.settings, FLOW_COOKIE, urlsplit_state(url), max_age=600)
+        return Redirect(url, status_code=303, cookies=[state_cookie])
 
     @get("/auth/oidc/callback", opt={"public": True})
     async def oidc_callback(
@@ -221,6 +232,17 @@ class SignInController(Controller):
         if error or not code or not query_state:
             text = error_description or error or "the identity provider sent no authorization code"
             return _page(state, "auth/message.html", status=400, heading="Sign-in failed", text=text, error=True)
+        started_here = request.cookies.get(FLOW_COOKIE, "")
+        if not hmac.compare_digest(started_here, query_state):
+            # Without this, someone could finish their own sign-in in your browser (login CSRF).
+            return _page(
+                state,
+                "auth/message.html",
+                status=400,
+                heading="Sign-in failed",
+                error=True,
+                text="this sign-in was started in another browser or has expired; start again",
+            )
         login = OidcLogin(db_session, state.settings, state.secretbox, state.oidc_cache)
         try:
             signed_in = await login.callback(state=query_state, code=code, client=_client(request))
@@ -228,7 +250,9 @@ class SignInController(Controller):
             # The flow was marked used; that is committed, so a replayed callback fails the same way.
             return _page(state, "auth/message.html", status=400, heading="Sign-in failed", text=str(exc), error=True)
         return Redirect(
-            signed_in.redirect_to, status_code=303, cookies=[_session_cookie(state.settings, signed_in.token)]
+            signed_in.redirect_to,
+            status_code=303,
+            cookies=[_session_cookie(state.settings, signed_in.token), _expired(state.settings, FLOW_COOKIE)],
         )
 
     @post("/logout", opt={"authenticated": True})
@@ -400,7 +424,7 @@ class TokenPagesController(Controller):
 
     @get("/dev/mailbox", opt={"public": True})
     async def mailbox(self, db_session: DbSession, state: State) -> Template:
-        if state.settings.environment is Environment.PRODUCTION:
+        if not state.settings.dev_mailbox:
             raise NotFoundError("not found")
         await IdentityLookup(db_session).enable()
         return _page(state, "auth/mailbox.html", emails=await OutboxRepository(db_session).recent())

@@ -17,7 +17,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from andon.platform.auth.keys import matches, split_key
 from andon.platform.auth.repository import ApiKeyLookup
 from andon.platform.db.types import utcnow
-from andon.platform.identity.oidc import OidcError, unverified_issuer, validate_access_token
+from andon.platform.identity.oidc import OidcError, unverified_target, validate_access_token
 from andon.platform.identity.principals import principal_at_node, principal_for_user
 from andon.platform.identity.repository import IdentityLookup
 from andon.platform.identity.sessions import resolve_session
@@ -78,18 +78,19 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def _from_jwt(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]
         """A client-credential JWT from an organisation's own identity provider (machine access)."""
         app_state = connection.app.state
-        issuer = unverified_issuer(token)
+        target = unverified_target(token)
         async with app_state.sessionmaker() as session, session.begin():
             lookup = IdentityLookup(session)
             await lookup.enable()
-            idp = await lookup.idp_for_machines(issuer) if issuer else None
+            idp = await lookup.idp_for_machines(*target) if target else None
             if idp is None or idp.api_audience is None:
                 return AuthenticationResult(user=None, auth=AuthFailure(JWT_REFUSED))
             try:
                 claims = await validate_access_token(app_state.oidc_cache, idp.issuer, token, audience=idp.api_audience)
             except OidcError as exc:
                 return AuthenticationResult(user=None, auth=AuthFailure(str(exc)))
-            client_id = str(claims.get("client_id") or claims.get("sub") or "")
+            # Only the client_id claim names a machine client; "sub" may name a person and is never mapped.
+            client_id = str(claims.get("client_id") or "")
             roles = idp.machine_clients.get(client_id)
             if roles is None:
                 return AuthenticationResult(user=None, auth=AuthFailure(f"client '{client_id}' has no access here"))

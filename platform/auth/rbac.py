@@ -175,6 +175,16 @@ class UnknownRoleError(ValueError):
     pass
 
 
+# A role limited to one site may only read the organisation and work on plant data: anything that
+# manages people, keys, identity or the audit trail acts on the whole customer and cannot be scoped.
+SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE})
+
+
+def site_grantable(role_name: str) -> bool:
+    role = ROLES.get(role_name)
+    return role is not None and role.org_kind is OrgKind.CUSTOMER and role.permissions <= SITE_SCOPED_PERMISSIONS
+
+
 def permissions_for(role_names: list[str] | tuple[str, ...], org_kind: OrgKind) -> frozenset[str]:
     """The union of the named roles' permissions; roles meant for another node kind grant nothing."""
     granted: set[str] = set()

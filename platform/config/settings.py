@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".andon")
     log_level: str = "INFO"
     log_json: bool = True
+    # Shows queued e-mails (with their reset and invitation links) at /dev/mailbox: never in production.
+    dev_mailbox: bool = False
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
@@ -120,6 +122,8 @@ class Settings(BaseSettings):
                 missing.append("ANDON_DATABASE_URL (postgresql+asyncpg://...)")
             if not self.redis.url:
                 missing.append("ANDON_REDIS_URL")
+            if self.dev_mailbox:
+                missing.append("ANDON_DEV_MAILBOX must be off")
             if missing:
                 raise ValueError("production settings missing: " + ", ".join(missing))
         elif not self.security.secret_key.get_secret_value():

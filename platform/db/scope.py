@@ -9,6 +9,8 @@ isolation there.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,3 +52,16 @@ async def allow_auth_lookup(session: AsyncSession) -> None:
     """Lets the authentication middleware find a key by its prefix before any tenant is known."""
     if _is_postgres(session):
         await _set(session, AUTH_LOOKUP_SETTING, "on")
+
+
+@asynccontextmanager
+async def lookup_window(session: AsyncSession) -> AsyncIterator[None]:
+    """Authentication-lookup visibility for a few reads inside an otherwise scoped transaction (a
+    uniqueness check across organisations), confined to a savepoint that is rolled back, which also
+    rolls back the setting: the rest of the transaction keeps its narrow scope."""
+    savepoint = await session.begin_nested()
+    try:
+        await allow_auth_lookup(session)
+        yield
+    finally:
+        await savepoint.rollback()

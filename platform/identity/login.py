@@ -17,6 +17,8 @@ from andon.platform.identity.repository import IdentityLookup
 from andon.platform.identity.sessions import ClientInfo, open_session
 
 GENERIC_FAILURE = "Invalid e-mail or password"
+MFA_WINDOW = timedelta(minutes=5)
+SSO_ONLY = "This account signs in through your organisation's identity provider; use Continue on the sign-in page"
 
 
 class LoginRefused(Exception):
@@ -45,6 +47,9 @@ class PasswordLogin:
             minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
             raise LoginRefused(f"Too many failed attempts: this account is locked for {minutes} more minute(s)")
         ok = verify_password(user.password_hash if user else None, password)
+        if user is not None and user.idp_id is not None:
+            # Linked to a provider: it alone decides (its password was cleared when it was linked).
+            raise LoginRefused(SSO_ONLY)
         if user is None or not ok or user.status != "active":
             if user is not None and user.password_hash is not None:
                 await self._failed(user)
@@ -57,7 +62,14 @@ class PasswordLogin:
         if stage == "active":
             user.last_login_at = now
         token, row = await open_session(
-            self.session, self.settings.session, user, method="password", client=client, stage=stage
+            self.session,
+            self.settings.session,
+            user,
+            method="password",
+            client=client,
+            stage=stage,
+            # Half signed in lasts minutes, not the session lifetime: long enough to type a code.
+            lifetime=MFA_WINDOW if stage == "mfa" else None,
         )
         return LoginResult(token=token, session=row, needs_totp=user.totp_enabled)
 
@@ -72,9 +84,15 @@ class PasswordLogin:
         """Promote an "mfa" session to "active" with a valid, unused TOTP code."""
         if not user.totp_enabled or user.totp_secret_sealed is None:
             raise LoginRefused("No second factor is set up for this account")
+        now = utcnow()
+        if user.locked_until is not None and user.locked_until > now:
+            pending.revoked_at = now
+            raise LoginRefused("Too many failed attempts: this account is locked; sign in again later")
         step = totp.verify(box.open(user.totp_secret_sealed), code, last_step=user.totp_last_step)
         if step is None:
             await self._failed(user)
+            if user.locked_until is not None:
+                pending.revoked_at = now  # locked: this half-signed-in session is over
             raise LoginRefused("That code is not valid; use the current code from your authenticator app")
         user.totp_last_step = step
         user.failed_logins = 0

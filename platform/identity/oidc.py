@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import authlib.deprecate  # noqa: F401 - first, so its own "always" filter is in place before ours
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -191,14 +192,18 @@ async def validate_id_token(
     return claims
 
 
-def unverified_issuer(token: str) -> str | None:
-    """Which provider a bearer JWT claims to come from, to pick the keys that must then verify it."""
+def unverified_target(token: str) -> tuple[str, list[str]] | None:
+    """Which provider a bearer JWT claims to come from and which audiences it names, to pick the
+    provider whose keys must then verify it (nothing here is trusted until that succeeds)."""
     try:
-        payload = extract_compact(token.encode()).payload
-        issuer = json.loads(payload).get("iss")
+        claims = json.loads(extract_compact(token.encode()).payload)
     except (JoseError, ValueError, AttributeError):
         return None
-    return issuer if isinstance(issuer, str) else None
+    issuer, audience = claims.get("iss"), claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if not isinstance(issuer, str):
+        return None
+    return issuer, [a for a in audiences if isinstance(a, str)]
 
 
 async def validate_access_token(cache: OidcMetadataCache, issuer: str, token: str, *, audience: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from andon.platform.db.scope import allow_auth_lookup
+from andon.platform.db.scope import allow_auth_lookup, lookup_window
 from andon.platform.identity.models import (
     IdentityProvider,
     LoginFlow,
@@ -59,16 +59,43 @@ class IdentityLookup:
         stmt = select(IdentityProvider).where(IdentityProvider.id == idp_id, IdentityProvider.enabled.is_(True))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def idp_for_machines(self, issuer: str) -> IdentityProvider | None:
+    async def idp_for_machines(self, issuer: str, audiences: Sequence[str]) -> IdentityProvider | None:
+        """The one provider with this issuer whose API audience the token names (the pair is unique)."""
+        if not audiences:
+            return None
         stmt = select(IdentityProvider).where(
             IdentityProvider.issuer == issuer,
             IdentityProvider.enabled.is_(True),
-            IdentityProvider.api_audience.is_not(None),
+            IdentityProvider.api_audience.in_(list(audiences)),
         )
         return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
 
-    async def idps(self) -> Sequence[IdentityProvider]:
-        stmt = select(IdentityProvider).where(IdentityProvider.enabled.is_(True))
+    async def claims_elsewhere(
+        self,
+        idp_id: uuid.UUID | None,
+        *,
+        domains: Sequence[str],
+        hosts: Sequence[str],
+        issuer: str,
+        api_audience: str | None,
+    ) -> list[str]:
+        """What another organisation's provider already claims of these: domains, hosts, machine target."""
+        clashes: list[str] = []
+        async with lookup_window(self.session):
+            others = await self.idps(include_disabled=True)
+        for other in others:
+            if other.id == idp_id:
+                continue
+            clashes += [f"e-mail domain {d}" for d in domains if d in other.email_domains]
+            clashes += [f"host {h}" for h in hosts if h in other.hosts]
+            if api_audience and other.issuer == issuer and other.api_audience == api_audience:
+                clashes.append(f"machine audience {api_audience} of issuer {issuer}")
+        return clashes
+
+    async def idps(self, *, include_disabled: bool = False) -> Sequence[IdentityProvider]:
+        stmt = select(IdentityProvider)
+        if not include_disabled:
+            stmt = stmt.where(IdentityProvider.enabled.is_(True))
         return (await self.session.execute(stmt)).scalars().all()
 
     async def flow_by_state(self, state: str) -> LoginFlow | None:
@@ -78,6 +105,16 @@ class IdentityLookup:
     async def token(self, purpose: str, token_hash: str) -> OneTimeToken | None:
         stmt = select(OneTimeToken).where(OneTimeToken.purpose == purpose, OneTimeToken.token_hash == token_hash)
         return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()
+
+    async def end_provider_access(self, idp_id: uuid.UUID, at: datetime) -> None:
+        """A provider switched off or removed: its sessions end and the roles it granted go."""
+        await self.session.execute(
+            update(LoginSession)
+            .where(LoginSession.idp_id == idp_id, LoginSession.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        users = select(User.id).where(User.idp_id == idp_id)
+        await self.session.execute(delete(RoleGrant).where(RoleGrant.source == "idp", RoleGrant.user_id.in_(users)))
 
     async def add(self, obj: object) -> None:
         self.session.add(obj)

@@ -79,8 +79,10 @@ class IdentityProviderUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only
     name: Name | msgspec.UnsetType = msgspec.UNSET
     client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | msgspec.UnsetType = msgspec.UNSET
     scopes: str | msgspec.UnsetType = msgspec.UNSET
-    email_domains: list[str] | msgspec.UnsetType = msgspec.UNSET
-    hosts: list[str] | msgspec.UnsetType = msgspec.UNSET
+    email_domains: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")]] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    hosts: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9.-]+(:[0-9]+)?$")]] | msgspec.UnsetType = msgspec.UNSET
     claim_mapping: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     group_roles: dict[str, list[RoleName]] | msgspec.UnsetType = msgspec.UNSET
     default_roles: list[RoleName] | msgspec.UnsetType = msgspec.UNSET

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
 from andon.platform.auth.keys import hash_key
-from andon.platform.auth.rbac import ALL_PERMISSIONS, ROLES, UnknownRoleError, check_grantable
+from andon.platform.auth.rbac import ALL_PERMISSIONS, ROLES, UnknownRoleError, check_grantable, site_grantable
 from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.scope import apply_principal_scope
@@ -103,6 +103,16 @@ class UserAdmin:
         self, user_id: uuid.UUID, grants: Sequence[GrantIn], site_ids: set[uuid.UUID], source: str = "manual"
     ) -> builtins.list[RoleGrant]:
         _check_roles([g.role for g in grants], self.node.kind, self._granter(), "grants")
+        scoped = [g for g in grants if g.site_id is not None]
+        if scoped and len(scoped) != len(grants):
+            raise _field_error(
+                "grants", "a person's roles are either for the whole customer or for chosen sites, not both"
+            )
+        for g in scoped:
+            if not site_grantable(g.role):
+                raise _field_error(
+                    "grants", f"role '{g.role}' acts on the whole customer and cannot be limited to a site"
+                )
         rows: builtins.list[RoleGrant] = []
         for g in grants:
             if g.site_id is not None:
@@ -128,6 +138,13 @@ class UserAdmin:
                 f"a user with e-mail {email} already exists",
                 extra={"errors": [{"field": "email", "message": "already in use"}]},
             )
+        if (
+            data.password is not None
+            and self.node.is_below(self.principal)
+            and self.principal.subject_kind is not SubjectKind.SYSTEM
+        ):
+            # Someone from the organisation above may invite people, never know their password.
+            raise _field_error("password", "people you add to another organisation are invited: leave the password out")
         if data.password is not None:
             problems = password_problems(
                 data.password, email=email, min_length=self.settings.security.min_password_length
@@ -312,20 +329,42 @@ class IdpAdmin:
     async def list(self) -> Sequence[IdentityProvider]:
         return await self.repo.list()
 
+    async def _claims_free(
+        self,
+        idp_id: uuid.UUID | None,
+        domains: Sequence[str],
+        hosts: Sequence[str],
+        issuer: str,
+        api_audience: str | None,
+    ) -> None:
+        """E-mail domains, host names and a machine (issuer, audience) pair belong to one organisation:
+        otherwise one organisation's provider could sign in another's people or machines."""
+        clashes = await IdentityLookup(self.session).claims_elsewhere(
+            idp_id, domains=domains, hosts=hosts, issuer=issuer, api_audience=api_audience
+        )
+        if clashes:
+            raise ConflictError(
+                "already claimed by another organisation's identity provider: " + ", ".join(clashes),
+                extra={"errors": [{"field": "email_domains/hosts/api_audience", "message": c} for c in clashes]},
+            )
+
     async def create(self, data: IdentityProviderCreate) -> IdentityProvider:
         self._check(data.group_roles, data.default_roles, data.machine_clients)
+        domains, hosts = sorted({d.lower() for d in data.email_domains}), sorted({h.lower() for h in data.hosts})
+        await self._claims_free(None, domains, hosts, data.issuer, data.api_audience)
         idp = await self.repo.add(
             IdentityProvider(
                 org_kind=self.node.kind.value,
                 partner_id=self.node.partner_id,
                 tenant_id=self.node.tenant_id,
                 name=data.name,
-                issuer=data.issuer.rstrip("/") if data.issuer.count("/") > 2 else data.issuer,
+                # Kept exactly as given: discovery must name the very same issuer, trailing slash and all.
+                issuer=data.issuer,
                 client_id=data.client_id,
                 client_secret_sealed=self.box.seal(data.client_secret),
                 scopes=data.scopes,
-                email_domains=sorted({d.lower() for d in data.email_domains}),
-                hosts=sorted({h.lower() for h in data.hosts}),
+                email_domains=domains,
+                hosts=hosts,
                 claim_mapping=data.claim_mapping,
                 group_roles=data.group_roles,
                 default_roles=data.default_roles,
@@ -348,10 +387,20 @@ class IdpAdmin:
         )
         if "client_secret" in sent:
             idp.client_secret_sealed = self.box.seal(sent.pop("client_secret"))
-        if "email_domains" in sent:
-            sent["email_domains"] = sorted({d.lower() for d in sent["email_domains"]})
+        for name in ("email_domains", "hosts"):
+            if name in sent:
+                sent[name] = sorted({v.lower() for v in sent[name]})
+        await self._claims_free(
+            idp.id,
+            sent.get("email_domains", idp.email_domains),
+            sent.get("hosts", idp.hosts),
+            idp.issuer,
+            sent.get("api_audience", idp.api_audience),
+        )
         for name, value in sent.items():
             setattr(idp, name, value)
+        if sent.get("enabled") is False:
+            await IdentityLookup(self.session).end_provider_access(idp.id, utcnow())
         await self.session.flush()
         await self._audit("identity_provider.updated", idp, before)
         return idp
@@ -359,6 +408,7 @@ class IdpAdmin:
     async def delete(self, idp_id: uuid.UUID) -> None:
         idp = await self.get(idp_id)
         await self._audit("identity_provider.deleted", idp, snapshot(idp))
+        await IdentityLookup(self.session).end_provider_access(idp.id, utcnow())
         await self.repo.delete(idp)
 
 
@@ -482,8 +532,8 @@ class OidcLogin:
         email = claims.get(mapping["email"])
         if not isinstance(email, str) or "@" not in email:
             raise oidc.OidcError("the provider did not say who you are (no e-mail claim)")
-        if claims.get("email_verified") is False:
-            raise oidc.OidcError("the provider says this e-mail address is not verified")
+        if claims.get("email_verified") is not True:
+            raise oidc.OidcError("the provider does not vouch for this e-mail address (email_verified)")
         email = email.lower()
         name = claims.get(mapping["name"]) if isinstance(claims.get(mapping["name"]), str) else email
         groups_claim = claims.get(mapping["groups"], [])
@@ -497,6 +547,11 @@ class OidcLogin:
                     raise oidc.OidcError("this e-mail belongs to an account of another organisation")
                 user = existing
                 user.idp_id, user.idp_subject = idp.id, subject
+                # From now on this person signs in only through the provider: a password kept beside
+                # it would survive the organisation revoking them there.
+                user.password_hash = None
+                if user.status == "invited":
+                    user.status = "active"
             else:
                 user = User(
                     email=email,

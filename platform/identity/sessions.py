@@ -32,6 +32,7 @@ async def open_session(
     stage: str = "active",
     idp_id: uuid.UUID | None = None,
     id_token: str | None = None,
+    lifetime: timedelta | None = None,
 ) -> tuple[str, LoginSession]:
     """Returns the cookie token (shown to the browser once) and the stored session."""
     token = secrets.token_urlsafe(32)
@@ -47,7 +48,7 @@ async def open_session(
         ip=client.ip,
         user_agent=(client.user_agent or "")[:400] or None,
         last_seen_at=now,
-        expires_at=now + timedelta(hours=settings.absolute_hours),
+        expires_at=now + (lifetime or timedelta(hours=settings.absolute_hours)),
     )
     await IdentityLookup(session).add(row)
     return token, row

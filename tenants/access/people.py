@@ -145,6 +145,26 @@ class PartnerUserController(Controller):
         user, _ = await admin.create(data, site_ids=set())
         return _user_read(user, await admin.grants(user.id))
 
+    @get("/{user_id:uuid}", opt={"permission": P.USERS_READ})
+    async def get_user(
+        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, user_id: PathId
+    ) -> UserRead:
+        admin = await self._admin(db_session, principal, state, partner_id)
+        return _user_read(await admin.get(user_id), await admin.grants(user_id))
+
+    @patch("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
+    async def update_user(
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        state: State,
+        partner_id: PathId,
+        user_id: PathId,
+        data: JSONBody[UserUpdate],
+    ) -> UserRead:
+        admin = await self._admin(db_session, principal, state, partner_id)
+        return _user_read(await admin.update(user_id, data), await admin.grants(user_id))
+
     @put("/{user_id:uuid}/grants", opt={"permission": P.USERS_WRITE})
     async def replace_grants(
         self,

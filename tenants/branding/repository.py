@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from andon.platform.db.scope import allow_auth_lookup
+from andon.platform.db.scope import allow_auth_lookup, lookup_window
 from andon.tenants.branding.models import PartnerBrand
 
 
@@ -26,6 +26,13 @@ class BrandRepository:
         await allow_auth_lookup(self.session)
         stmt = select(PartnerBrand)  # andon: unscoped-ok (host routing of public pages)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def hosts_of_others(self, partner_id: uuid.UUID) -> set[str]:
+        """Custom domains other partners hold, read in a window that does not widen the transaction."""
+        async with lookup_window(self.session):
+            stmt = select(PartnerBrand).where(PartnerBrand.partner_id != partner_id)  # andon: unscoped-ok
+            rows = (await self.session.execute(stmt)).scalars().all()
+            return {h for row in rows for h in row.hosts}
 
     async def public_logo(self, partner_id: uuid.UUID) -> bytes | None:
         """Logos are public (they appear on sign-in pages before anyone is known)."""

@@ -124,7 +124,7 @@ class BrandingService:
                 },
             )
         hosts = sorted(set(data.hosts))
-        taken = {h for b in await self.repo.all_for_host_lookup() if b.partner_id != partner.id for h in b.hosts}
+        taken = await self.repo.hosts_of_others(partner.id)
         clash = sorted(set(hosts) & taken)
         if clash:
             raise ConflictError(

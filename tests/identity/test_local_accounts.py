@@ -218,3 +218,27 @@ async def test_idle_and_absolute_timeouts(
             sessionmaker, "UPDATE login_sessions SET expires_at = :t", t=datetime.now(UTC) - timedelta(seconds=1)
         )
         assert (await browser.get("/api/v1/me")).status_code == 401
+
+
+async def test_second_factor_obeys_the_lockout(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+    await _user(api, world, "guess@acme.example", password=PASSWORD)
+    async with browser_on(app, "andon.test") as browser:
+        await _login(browser, "guess@acme.example", PASSWORD)
+        account = await browser.get("/account")
+        setup = await browser.post("/account/totp/start", data={"csrf_token": _csrf(account.text)})
+        secret = re.search(r"<p><code>([A-Z2-7]+)</code></p>", setup.text)
+        assert secret
+        await browser.post(
+            "/account/totp/confirm", data={"csrf_token": _csrf(setup.text), "code": pyotp.TOTP(secret.group(1)).now()}
+        )
+    async with browser_on(app, "andon.test") as attacker:
+        await _login(attacker, "guess@acme.example", PASSWORD)
+        page = await attacker.get("/login/totp")
+        for _ in range(5):
+            await attacker.post("/login/totp", data={"csrf_token": _csrf(page.text), "code": "000000"})
+        code = pyotp.TOTP(secret.group(1)).at(__import__("time").time() + 30)
+        late = await attacker.post(
+            "/login/totp", data={"csrf_token": _csrf(page.text), "code": code}, follow_redirects=False
+        )
+        assert late.status_code == 303 and late.headers["location"] == "/login"  # the half-session is gone
+        assert (await attacker.get("/api/v1/me")).status_code == 401

@@ -179,7 +179,7 @@ async def test_callback_refusals_create_nothing(
     async with _browser(app, bravo.host) as browser, httpx.AsyncClient() as idp:
         # Wrong state.
         r = await browser.get("/auth/oidc/callback", params={"code": "x", "state": "forged"})
-        assert r.status_code == 400 and "unknown, already used or expired" in r.text
+        assert r.status_code == 400 and "started in another browser" in r.text
 
         # A wrong nonce: the flow's nonce no longer matches what the provider put in the ID token.
         start = await browser.get(f"/auth/oidc/{ids['bravo']}/start", follow_redirects=False)
@@ -200,7 +200,15 @@ async def test_callback_refusals_create_nothing(
         ok = await browser.get(f"{cb.path}?{cb.query}", follow_redirects=False)
         assert ok.status_code == 303
         replay = await browser.get(f"{cb.path}?{cb.query}", follow_redirects=False)
-        assert replay.status_code == 400 and "already used" in replay.text
+        assert replay.status_code == 400 and "start again" in replay.text
+        # Login CSRF: a callback that someone else started cannot sign this browser in.
+        start = await browser.get(f"/auth/oidc/{ids['bravo']}/start", follow_redirects=False)
+        back = await provider_login(idp, start.headers["location"], "sue@bravo-plant.example", "bravo-pass-1")
+        cb = urlsplit(back.headers["location"])
+        async with _browser(app, bravo.host) as victim:
+            forced = await victim.get(f"{cb.path}?{cb.query}", follow_redirects=False)
+            assert forced.status_code == 400 and "started in another browser" in forced.text
+            assert (await victim.get("/api/v1/me")).status_code == 401
         assert await _users(sessionmaker) == before + 1
 
         # The provider said no (the user cancelled): a clear page, nothing created.
@@ -244,7 +252,7 @@ async def test_machine_access_with_client_credential_jwts(
         headers=auth(world.a.key),
     )
     wrong_aud = await api.get("/api/v1/me", headers=machine)
-    assert wrong_aud.status_code == 401 and "invalid 'aud' claim" in wrong_aud.json()["detail"]
+    assert wrong_aud.status_code == 401 and "machine access" in wrong_aud.json()["detail"]
     # A client the organisation did not list gets nothing.
     r = await api.patch(
         f"/api/v1/partners/{world.a.partner_id}/identity-providers/{ids['alpha']}",
@@ -253,3 +261,50 @@ async def test_machine_access_with_client_credential_jwts(
     )
     unlisted = await api.get("/api/v1/me", headers=machine)
     assert unlisted.status_code == 401 and "has no access here" in unlisted.json()["detail"]
+
+
+async def test_provider_controls_linked_accounts_and_claims_are_exclusive(
+    app: Litestar, api: httpx.AsyncClient, world: World, realms: dict[str, Realm]
+) -> None:
+    ids = await _configure(api, world, realms)
+    c = world.b.customer
+    # A local account that later signs in through its organisation's provider is linked to it ...
+    r = await api.post(
+        f"/api/v1/customers/{c.customer_id}/users",
+        headers=auth(c.key),
+        json={"email": "sue@bravo-plant.example", "display_name": "Sue", "password": "a long local pass"},
+    )
+    assert r.status_code == 201
+    sue, sue_idp = await _sign_in(app, realms["bravo"], "sue@bravo-plant.example", ids["bravo"])
+    # ... and from then on its password no longer works: the provider decides who gets in.
+    async with _browser(app, "andon.test") as other:
+        page = await other.get("/login")
+        refused = await other.post(
+            "/login",
+            data={"csrf_token": _csrf(page.text), "email": "sue@bravo-plant.example", "password": "a long local pass"},
+        )
+        assert refused.status_code == 401 and "identity provider" in refused.text
+    # Switching the provider off ends its sessions at once.
+    assert (await sue.get("/api/v1/me")).status_code == 200
+    off = await api.patch(
+        f"/api/v1/customers/{c.customer_id}/identity-providers/{ids['bravo']}",
+        json={"enabled": False},
+        headers=auth(c.key),
+    )
+    assert off.status_code == 200
+    assert (await sue.get("/api/v1/me")).status_code == 401
+    await sue.aclose()
+    await sue_idp.aclose()
+
+    # Another organisation cannot claim alpha's e-mail domain, host name or machine audience.
+    for claim in ({"email_domains": ["alpha-msp.example"]}, {"hosts": [realms["alpha"].host]}):
+        r = await api.patch(
+            f"/api/v1/customers/{c.customer_id}/identity-providers/{ids['bravo']}", json=claim, headers=auth(c.key)
+        )
+        assert r.status_code == 409 and "another organisation" in r.json()["detail"]
+    bad = await api.patch(
+        f"/api/v1/customers/{c.customer_id}/identity-providers/{ids['bravo']}",
+        json={"hosts": ["not a host!"]},
+        headers=auth(c.key),
+    )
+    assert bad.status_code == 422

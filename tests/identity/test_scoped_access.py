@@ -95,3 +95,61 @@ async def test_customer_controls_its_partners_access(api: httpx.AsyncClient, wor
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     await api.patch(f"/api/v1/customers/{c.customer_id}", json={"partner_access_until": past}, headers=customer)
     assert (await api.get(probe, headers=partner)).status_code == 403  # expired
+
+
+async def test_site_grants_are_plant_roles_only(api: httpx.AsyncClient, world: World) -> None:
+    c = world.a.customer
+    url = f"/api/v1/customers/{c.customer_id}/users"
+    base = {"email": "s@acme.example", "display_name": "S", "password": PASSWORD}
+    admin_at_site = await api.post(
+        url, json={**base, "grants": [{"role": "customer_admin", "site_id": str(c.site_id)}]}, headers=auth(c.key)
+    )
+    assert admin_at_site.status_code == 422 and "cannot be limited to a site" in admin_at_site.json()["detail"]
+    mixed = await api.post(
+        url,
+        json={**base, "grants": [{"role": "technician", "site_id": str(c.site_id)}, {"role": "finance"}]},
+        headers=auth(c.key),
+    )
+    assert mixed.status_code == 422 and "not both" in mixed.json()["detail"]
+
+
+async def test_partner_invites_but_never_sets_passwords(api: httpx.AsyncClient, world: World) -> None:
+    c = world.a.customer
+    url = f"/api/v1/customers/{c.customer_id}/users"
+    r = await api.post(
+        url,
+        json={
+            "email": "p@acme.example",
+            "display_name": "P",
+            "password": PASSWORD,
+            "grants": [{"role": "customer_admin"}],
+        },
+        headers=auth(world.a.key),
+    )
+    assert r.status_code == 422 and "invited" in r.json()["detail"]
+    invited = await api.post(
+        url,
+        json={"email": "p@acme.example", "display_name": "P", "grants": [{"role": "customer_admin"}]},
+        headers=auth(world.a.key),
+    )
+    assert invited.status_code == 201 and invited.json()["status"] == "invited"
+
+
+async def test_partner_people_can_be_read_and_disabled(api: httpx.AsyncClient, world: World) -> None:
+    url = f"/api/v1/partners/{world.a.partner_id}/users"
+    created = await api.post(
+        url,
+        json={
+            "email": "leaver@alpha.example",
+            "display_name": "Leaver",
+            "password": PASSWORD,
+            "grants": [{"role": "partner_support"}],
+        },
+        headers=auth(world.a.key),
+    )
+    assert created.status_code == 201, created.text
+    uid = created.json()["id"]
+    assert (await api.get(f"{url}/{uid}", headers=auth(world.a.key))).json()["email"] == "leaver@alpha.example"
+    off = await api.patch(f"{url}/{uid}", json={"status": "disabled"}, headers=auth(world.a.key))
+    assert off.status_code == 200 and off.json()["status"] == "disabled"
+    assert (await api.get(f"{url}/{uid}", headers=auth(world.b.key))).status_code == 404
