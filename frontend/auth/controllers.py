@@ -330,6 +330,11 @@ class AccountPageController(Controller):
     async def totp_start(self, db_session: DbSession, principal: Caller, state: State) -> Template:
         context = await self._context(db_session, principal)
         user = context["user"]
+        if user.totp_enabled:
+            # Replacing an active second factor would quietly switch it off: refuse instead.
+            return _page(
+                state, "auth/account.html", status=409, error="Two-step verification is already on.", **context
+            )
         secret = totp.new_secret()
         user.totp_secret_sealed = state.secretbox.seal(secret)
         user.totp_enabled = False

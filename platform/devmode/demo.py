@@ -23,6 +23,8 @@ from andon.platform.identity.schemas import GrantIn, UserCreate
 from andon.platform.identity.service import UserAdmin
 from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, system_principal
+from andon.tenants.branding.schemas import BrandUpdate
+from andon.tenants.branding.service import BrandingService
 from andon.tenants.onboarding.service import PlantImportService
 from andon.tenants.orgs.models import Customer, Partner
 from andon.tenants.orgs.schemas import CustomerCreate, PartnerCreate
@@ -68,6 +70,21 @@ DEMO: tuple[DemoPartner, ...] = (
         ),
     ),
 )
+
+# Each partner's own portal: *.localhost resolves to this machine in browsers, so the branded
+# sign-in page is one click away at http://<host>:8000/login.
+DEMO_BRANDS = {
+    "northwind": BrandUpdate(
+        product_name="Northwind Ops Center",
+        primary_colour="#0e3b5c",
+        accent_colour="#00695c",
+        support_email="support@northwind.example",
+        hosts=["northwind.localhost"],
+    ),
+    "bluefin": BrandUpdate(
+        product_name="Bluefin Connect", primary_colour="#4a1942", accent_colour="#5b2a86", hosts=["bluefin.localhost"]
+    ),
+}
 
 SHIFTS = [
     Shift(name="Early", start="06:00", end="14:00", days=[1, 2, 3, 4, 5]),
@@ -141,6 +158,8 @@ async def _create_demo(session: AsyncSession) -> tuple[dict[str, Partner], dict[
     for p in DEMO:
         partner = await PartnerService(session, system).create(PartnerCreate(slug=p.slug, name=p.name))
         partners[p.slug] = partner
+        if p.slug in DEMO_BRANDS:
+            await BrandingService(session, system).update(partner.id, DEMO_BRANDS[p.slug])
         for c in p.customers:
             customer = await CustomerService(session, system).create(
                 CustomerCreate(slug=c.slug, name=c.name, default_timezone=c.timezone, partner_id=partner.id)

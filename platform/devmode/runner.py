@@ -57,6 +57,8 @@ def _banner(settings: Settings, creds: dict[str, Any], created: bool) -> str:
         "",
         f"  Andon is running at {base}  ({'new demo seeded' if created else 'existing demo data'})",
         f"  API docs:        {base}/api/docs",
+        f"  Partner portals: http://northwind.localhost:{settings.http.port}/login, "
+        f"http://bluefin.localhost:{settings.http.port}/login (each in its partner's brand)",
         f"  Readiness:       {base}/health/ready",
         f"  Credentials:     {(settings.data_dir / CREDENTIALS_FILE).resolve()}",
         "",

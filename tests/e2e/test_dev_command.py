@@ -99,6 +99,8 @@ def test_dev_seeds_serves_and_reuses(tmp_path: Path) -> None:
                 },
             )
             assert signed_in.status_code == 200 and "plant_supervisor" in signed_in.text
+        branded = httpx.get(f"{base}/login", headers={"Host": "northwind.localhost"}).text
+        assert "Northwind Ops Center" in branded and "Andon" not in branded
         corvid = {"Authorization": f"Bearer {keys['customers']['corvid-automotive']}"}
         assert httpx.get(f"{base}/api/v1/customers/{acme['id']}", headers=corvid).status_code == 404
 
