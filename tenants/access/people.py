@@ -1,4 +1,9 @@
-"""Users and identity providers of a partner or a customer, managed by that org or the one above."""
+"""Users and identity providers of a partner or a customer, managed by that org or the one above.
+
+The routes are written once; the customer and partner controllers differ only in how the org node is
+reached (a checked tenant context, or a partner within the caller's reach), given as the ``node``
+dependency.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from collections.abc import Sequence
 
 from litestar import Controller, delete, get, patch, post, put
 from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.api.schemas import Page, to_read
 from andon.platform.auth.rbac import P
@@ -25,12 +30,47 @@ from andon.platform.identity.schemas import (
     UserUpdate,
 )
 from andon.platform.identity.service import CALLBACK_PATH, IdpAdmin, UserAdmin
-from andon.platform.tenancy.context import TenantContext
 from andon.platform.tenancy.node import OrgNode
-from andon.platform.tenancy.principal import OrgKind, Principal
-from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
+from andon.platform.tenancy.principal import OrgKind
+from andon.tenants.orgs.dependencies import provide_tenant
 from andon.tenants.orgs.service import PartnerService
 from andon.tenants.plant.service import PlantService
+
+Node = NamedDependency[OrgNode]
+Users = NamedDependency[UserAdmin]
+Idps = NamedDependency[IdpAdmin]
+SiteIds = NamedDependency[set[uuid.UUID]]
+
+
+async def provide_customer_node(tenant: Tenant) -> OrgNode:
+    return OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+
+
+async def provide_partner_node(db_session: DbSession, principal: Caller, partner_id: PathId) -> OrgNode:
+    partner = await PartnerService(db_session, principal).get(partner_id)
+    return OrgNode(kind=OrgKind.PARTNER, partner_id=partner.id)
+
+
+async def provide_site_ids(db_session: DbSession, node: Node) -> set[uuid.UUID]:
+    """The sites a site-level grant may name: the customer's; a partner has none."""
+    return await PlantService(db_session, node.tenant).site_ids() if node.tenant else set()
+
+
+async def provide_user_admin(db_session: DbSession, principal: Caller, node: Node, state: State) -> UserAdmin:
+    return UserAdmin(db_session, principal, node, state.settings)
+
+
+async def provide_idp_admin(db_session: DbSession, principal: Caller, node: Node, state: State) -> IdpAdmin:
+    return IdpAdmin(db_session, principal, node, state.secretbox)
+
+
+COMMON = {
+    "site_ids": Provide(provide_site_ids),
+    "users": Provide(provide_user_admin),
+    "idps": Provide(provide_idp_admin),
+}
+AT_CUSTOMER = {"tenant": Provide(provide_tenant), "node": Provide(provide_customer_node), **COMMON}
+AT_PARTNER = {"node": Provide(provide_partner_node), **COMMON}
 
 
 def _user_read(user: User, grants: Sequence[RoleGrant]) -> UserRead:
@@ -47,221 +87,79 @@ def _idp_read(idp: IdentityProvider, state: State) -> IdentityProviderRead:
     return read
 
 
-def _customer_node(tenant: TenantContext) -> OrgNode:
-    return OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+class _UserRoutes(Controller):
+    tags = ["Users"]
+
+    @get("/", opt={"permission": P.USERS_READ})
+    async def list_users(self, users: Users, limit: Limit = 50, offset: Offset = 0, q: Search = None) -> Page[UserRead]:
+        rows, total = await users.list(limit=limit, offset=offset, q=q)
+        items = [_user_read(u, await users.grants(u.id)) for u in rows]
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    @post("/", opt={"permission": P.USERS_WRITE})
+    async def create_user(self, users: Users, site_ids: SiteIds, data: JSONBody[UserCreate]) -> UserRead:
+        user, _ = await users.create(data, site_ids=site_ids)
+        return _user_read(user, await users.grants(user.id))
+
+    @get("/{user_id:uuid}", opt={"permission": P.USERS_READ})
+    async def get_user(self, users: Users, user_id: PathId) -> UserRead:
+        return _user_read(await users.get(user_id), await users.grants(user_id))
+
+    @patch("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
+    async def update_user(self, users: Users, user_id: PathId, data: JSONBody[UserUpdate]) -> UserRead:
+        return _user_read(await users.update(user_id, data), await users.grants(user_id))
+
+    @put("/{user_id:uuid}/grants", opt={"permission": P.USERS_WRITE})
+    async def replace_grants(
+        self, users: Users, site_ids: SiteIds, user_id: PathId, data: JSONBody[GrantsReplace]
+    ) -> UserRead:
+        await users.replace_grants(user_id, data.grants, site_ids=site_ids)
+        return _user_read(await users.get(user_id), await users.grants(user_id))
+
+    @delete("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
+    async def delete_user(self, users: Users, user_id: PathId) -> None:
+        await users.delete(user_id)
 
 
-async def _partner_node(db_session: AsyncSession, principal: Principal, partner_id: uuid.UUID) -> OrgNode:
-    partner = await PartnerService(db_session, principal).get(partner_id)
-    return OrgNode(kind=OrgKind.PARTNER, partner_id=partner.id)
+class _IdentityProviderRoutes(Controller):
+    tags = ["Identity providers"]
+
+    @get("/", opt={"permission": P.IDENTITY_READ})
+    async def list_idps(self, idps: Idps, state: State) -> list[IdentityProviderRead]:
+        return [_idp_read(i, state) for i in await idps.list()]
+
+    @post("/", opt={"permission": P.IDENTITY_WRITE})
+    async def create_idp(
+        self, idps: Idps, state: State, data: JSONBody[IdentityProviderCreate]
+    ) -> IdentityProviderRead:
+        return _idp_read(await idps.create(data), state)
+
+    @patch("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
+    async def update_idp(
+        self, idps: Idps, state: State, idp_id: PathId, data: JSONBody[IdentityProviderUpdate]
+    ) -> IdentityProviderRead:
+        return _idp_read(await idps.update(idp_id, data), state)
+
+    @delete("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
+    async def delete_idp(self, idps: Idps, idp_id: PathId) -> None:
+        await idps.delete(idp_id)
 
 
-class CustomerUserController(Controller):
+class CustomerUserController(_UserRoutes):
     path = "/api/v1/customers/{customer_id:uuid}/users"
-    tags = ["Users"]
-    dependencies = TENANT_DEPENDENCY
-
-    @staticmethod
-    def _admin(db_session: AsyncSession, tenant: TenantContext, state: State) -> UserAdmin:
-        return UserAdmin(db_session, tenant.principal, _customer_node(tenant), state.settings)
-
-    @get("/", opt={"permission": P.USERS_READ})
-    async def list_users(
-        self,
-        db_session: DbSession,
-        tenant: Tenant,
-        state: State,
-        limit: Limit = 50,
-        offset: Offset = 0,
-        q: Search = None,
-    ) -> Page[UserRead]:
-        admin = self._admin(db_session, tenant, state)
-        rows, total = await admin.list(limit=limit, offset=offset, q=q)
-        items = [_user_read(u, await admin.grants(u.id)) for u in rows]
-        return Page(items=items, total=total, limit=limit, offset=offset)
-
-    @post("/", opt={"permission": P.USERS_WRITE})
-    async def create_user(
-        self, db_session: DbSession, tenant: Tenant, state: State, data: JSONBody[UserCreate]
-    ) -> UserRead:
-        admin = self._admin(db_session, tenant, state)
-        user, _ = await admin.create(data, site_ids=await PlantService(db_session, tenant).site_ids())
-        return _user_read(user, await admin.grants(user.id))
-
-    @get("/{user_id:uuid}", opt={"permission": P.USERS_READ})
-    async def get_user(self, db_session: DbSession, tenant: Tenant, state: State, user_id: PathId) -> UserRead:
-        admin = self._admin(db_session, tenant, state)
-        return _user_read(await admin.get(user_id), await admin.grants(user_id))
-
-    @patch("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
-    async def update_user(
-        self, db_session: DbSession, tenant: Tenant, state: State, user_id: PathId, data: JSONBody[UserUpdate]
-    ) -> UserRead:
-        admin = self._admin(db_session, tenant, state)
-        return _user_read(await admin.update(user_id, data), await admin.grants(user_id))
-
-    @put("/{user_id:uuid}/grants", opt={"permission": P.USERS_WRITE})
-    async def replace_grants(
-        self, db_session: DbSession, tenant: Tenant, state: State, user_id: PathId, data: JSONBody[GrantsReplace]
-    ) -> UserRead:
-        admin = self._admin(db_session, tenant, state)
-        await admin.replace_grants(user_id, data.grants, site_ids=await PlantService(db_session, tenant).site_ids())
-        return _user_read(await admin.get(user_id), await admin.grants(user_id))
-
-    @delete("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
-    async def delete_user(self, db_session: DbSession, tenant: Tenant, state: State, user_id: PathId) -> None:
-        await self._admin(db_session, tenant, state).delete(user_id)
+    dependencies = AT_CUSTOMER
 
 
-class PartnerUserController(Controller):
+class PartnerUserController(_UserRoutes):
     path = "/api/v1/partners/{partner_id:uuid}/users"
-    tags = ["Users"]
-
-    @staticmethod
-    async def _admin(db_session: AsyncSession, principal: Principal, state: State, partner_id: uuid.UUID) -> UserAdmin:
-        return UserAdmin(db_session, principal, await _partner_node(db_session, principal, partner_id), state.settings)
-
-    @get("/", opt={"permission": P.USERS_READ})
-    async def list_users(
-        self,
-        db_session: DbSession,
-        principal: Caller,
-        state: State,
-        partner_id: PathId,
-        limit: Limit = 50,
-        offset: Offset = 0,
-        q: Search = None,
-    ) -> Page[UserRead]:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        rows, total = await admin.list(limit=limit, offset=offset, q=q)
-        items = [_user_read(u, await admin.grants(u.id)) for u in rows]
-        return Page(items=items, total=total, limit=limit, offset=offset)
-
-    @post("/", opt={"permission": P.USERS_WRITE})
-    async def create_user(
-        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, data: JSONBody[UserCreate]
-    ) -> UserRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        user, _ = await admin.create(data, site_ids=set())
-        return _user_read(user, await admin.grants(user.id))
-
-    @get("/{user_id:uuid}", opt={"permission": P.USERS_READ})
-    async def get_user(
-        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, user_id: PathId
-    ) -> UserRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        return _user_read(await admin.get(user_id), await admin.grants(user_id))
-
-    @patch("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
-    async def update_user(
-        self,
-        db_session: DbSession,
-        principal: Caller,
-        state: State,
-        partner_id: PathId,
-        user_id: PathId,
-        data: JSONBody[UserUpdate],
-    ) -> UserRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        return _user_read(await admin.update(user_id, data), await admin.grants(user_id))
-
-    @put("/{user_id:uuid}/grants", opt={"permission": P.USERS_WRITE})
-    async def replace_grants(
-        self,
-        db_session: DbSession,
-        principal: Caller,
-        state: State,
-        partner_id: PathId,
-        user_id: PathId,
-        data: JSONBody[GrantsReplace],
-    ) -> UserRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        await admin.replace_grants(user_id, data.grants, site_ids=set())
-        return _user_read(await admin.get(user_id), await admin.grants(user_id))
-
-    @delete("/{user_id:uuid}", opt={"permission": P.USERS_WRITE})
-    async def delete_user(
-        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, user_id: PathId
-    ) -> None:
-        await (await self._admin(db_session, principal, state, partner_id)).delete(user_id)
+    dependencies = AT_PARTNER
 
 
-class CustomerIdentityProviderController(Controller):
+class CustomerIdentityProviderController(_IdentityProviderRoutes):
     path = "/api/v1/customers/{customer_id:uuid}/identity-providers"
-    tags = ["Identity providers"]
-    dependencies = TENANT_DEPENDENCY
-
-    @staticmethod
-    def _admin(db_session: AsyncSession, tenant: TenantContext, state: State) -> IdpAdmin:
-        return IdpAdmin(db_session, tenant.principal, _customer_node(tenant), state.secretbox)
-
-    @get("/", opt={"permission": P.IDENTITY_READ})
-    async def list_idps(self, db_session: DbSession, tenant: Tenant, state: State) -> list[IdentityProviderRead]:
-        return [_idp_read(i, state) for i in await self._admin(db_session, tenant, state).list()]
-
-    @post("/", opt={"permission": P.IDENTITY_WRITE})
-    async def create_idp(
-        self, db_session: DbSession, tenant: Tenant, state: State, data: JSONBody[IdentityProviderCreate]
-    ) -> IdentityProviderRead:
-        return _idp_read(await self._admin(db_session, tenant, state).create(data), state)
-
-    @patch("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
-    async def update_idp(
-        self,
-        db_session: DbSession,
-        tenant: Tenant,
-        state: State,
-        idp_id: PathId,
-        data: JSONBody[IdentityProviderUpdate],
-    ) -> IdentityProviderRead:
-        return _idp_read(await self._admin(db_session, tenant, state).update(idp_id, data), state)
-
-    @delete("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
-    async def delete_idp(self, db_session: DbSession, tenant: Tenant, state: State, idp_id: PathId) -> None:
-        await self._admin(db_session, tenant, state).delete(idp_id)
+    dependencies = AT_CUSTOMER
 
 
-class PartnerIdentityProviderController(Controller):
+class PartnerIdentityProviderController(_IdentityProviderRoutes):
     path = "/api/v1/partners/{partner_id:uuid}/identity-providers"
-    tags = ["Identity providers"]
-
-    @staticmethod
-    async def _admin(db_session: AsyncSession, principal: Principal, state: State, partner_id: uuid.UUID) -> IdpAdmin:
-        return IdpAdmin(db_session, principal, await _partner_node(db_session, principal, partner_id), state.secretbox)
-
-    @get("/", opt={"permission": P.IDENTITY_READ})
-    async def list_idps(
-        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId
-    ) -> list[IdentityProviderRead]:
-        return [_idp_read(i, state) for i in await (await self._admin(db_session, principal, state, partner_id)).list()]
-
-    @post("/", opt={"permission": P.IDENTITY_WRITE})
-    async def create_idp(
-        self,
-        db_session: DbSession,
-        principal: Caller,
-        state: State,
-        partner_id: PathId,
-        data: JSONBody[IdentityProviderCreate],
-    ) -> IdentityProviderRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        return _idp_read(await admin.create(data), state)
-
-    @patch("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
-    async def update_idp(
-        self,
-        db_session: DbSession,
-        principal: Caller,
-        state: State,
-        partner_id: PathId,
-        idp_id: PathId,
-        data: JSONBody[IdentityProviderUpdate],
-    ) -> IdentityProviderRead:
-        admin = await self._admin(db_session, principal, state, partner_id)
-        return _idp_read(await admin.update(idp_id, data), state)
-
-    @delete("/{idp_id:uuid}", opt={"permission": P.IDENTITY_WRITE})
-    async def delete_idp(
-        self, db_session: DbSession, principal: Caller, state: State, partner_id: PathId, idp_id: PathId
-    ) -> None:
-        await (await self._admin(db_session, principal, state, partner_id)).delete(idp_id)
+    dependencies = AT_PARTNER
