@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from andon.frontend.pages import Form, page, wear_brand
 from andon.platform.config.settings import Settings
 from andon.platform.db.types import utcnow
 from andon.platform.http.errors import AndonError, NotFoundError, ValidationFailedError
@@ -46,9 +46,6 @@ def urlsplit_state(url: str) -> str:
     return parse_qs(urlsplit(url).query).get("state", [""])[0]
 
 
-Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
 def _host(request: Request[Any, Any, Any]) -> str | None:
     return request.headers.get("host")
 
@@ -63,7 +60,7 @@ def _cookie(settings: Settings, name: str, value: str, *, max_age: int | None) -
     )
 
 
-def _session_cookie(settings: Settings, token: FromPath[str]) -> Cookie:
+def _session_cookie(settings: Settings, token: str) -> Cookie:
     return _cookie(settings, settings.session.cookie_name, token, max_age=settings.session.absolute_hours * 3600)
 
 
@@ -71,16 +68,8 @@ def _expired(settings: Settings, name: str) -> Cookie:
     return _cookie(settings, name, "", max_age=0)
 
 
-async def wear_brand(request: Request[Any, Any, Any]) -> None:
-    """Before each page: the brand of the partner whose domain this is (Andon's elsewhere)."""
-    async with request.app.state.sessionmaker() as session, session.begin():
-        request.state.brand = await request.app.state.brand_for_host(session, request.headers.get("host"))
-
-
-def _page(
-    state: State, template: str, *, status: int = 200, cookies: list[Cookie] | None = None, **context: Any
-) -> Template:
-    return Template(template_name=template, context=context, status_code=status, cookies=cookies or [])
+def _page(state: State, template: str, **kwargs: Any) -> Template:
+    return page(template, **kwargs)
 
 
 def _anonymous_form(

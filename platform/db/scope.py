@@ -65,3 +65,10 @@ async def lookup_window(session: AsyncSession) -> AsyncIterator[None]:
         yield
     finally:
         await savepoint.rollback()
+
+
+async def discard_changes(session: AsyncSession, principal: Principal) -> None:
+    """Roll back what the request did so far and carry on in a fresh transaction with the same scope
+    (a page that shows a refusal after a failed all-or-nothing operation)."""
+    await session.rollback()
+    await apply_principal_scope(session, principal)

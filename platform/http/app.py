@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
+from andon.frontend.partner.controllers import PartnerConsoleController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
@@ -62,6 +63,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         BrandingController,
         PublicLogoController,
         AccountPageController,
+        PartnerConsoleController,
         TokenPagesController,
         MeController,
         CustomerUserController,

@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, Select, false, func, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.platform.http.errors import ConflictError
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.orgs.models import Customer, Partner
 
@@ -103,8 +105,17 @@ class CustomerRepository:
         return (await self.session.execute(stmt)).first() is not None
 
     async def add(self, customer: Customer) -> Customer:
-        self.session.add(customer)
-        await self.session.flush()
+        """Row-level security hides other partners' customers from ``slug_taken``, so the unique index
+        is the final judge; a savepoint keeps the transaction usable when it says no."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(customer)
+                await self.session.flush()
+        except IntegrityError:
+            raise ConflictError(
+                f"a customer with slug '{customer.slug}' already exists",
+                extra={"errors": [{"field": "slug", "message": "already in use"}]},
+            ) from None
         return customer
 
     async def delete(self, customer: Customer) -> None:

@@ -131,7 +131,10 @@ class CustomerService:
         partner_id = await self._target_partner(data.partner_id)
         check_timezone(data.default_timezone, "default_timezone")
         if await self.repo.slug_taken(data.slug):
-            raise ConflictError(f"a customer with slug '{data.slug}' already exists")
+            raise ConflictError(
+                f"a customer with slug '{data.slug}' already exists",
+                extra={"errors": [{"field": "slug", "message": "already in use"}]},
+            )
         customer = await self.repo.add(
             Customer(
                 partner_id=partner_id,

@@ -1,0 +1,189 @@
+"""The partner console: its customers, and onboarding one (customer, first administrator, plant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect, Response, Template
+
+from andon.frontend.pages import Form, page, wear_brand
+from andon.platform.auth.rbac import P
+from andon.platform.db.scope import discard_changes
+from andon.platform.db.types import utcnow
+from andon.platform.http.errors import AndonError, PermissionDeniedError
+from andon.platform.http.params import Caller, DbSession, PathId
+from andon.platform.identity.schemas import GrantIn, UserCreate
+from andon.platform.identity.service import UserAdmin
+from andon.platform.tenancy.node import OrgNode
+from andon.platform.tenancy.principal import OrgKind, Principal
+from andon.tenants.onboarding.service import PlantImportService
+from andon.tenants.orgs.schemas import CustomerCreate
+from andon.tenants.orgs.service import CustomerService
+from andon.tenants.plant.service import PlantService
+
+PAGE_SIZE = 25
+Upload = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    required: bool = True
+    default: str = ""
+    type: str = ""
+
+
+NEW_CUSTOMER_FIELDS = (
+    Field("name", "Customer name"),
+    Field("slug", "Short name (letters, digits, hyphens; used in addresses)"),
+    Field("default_timezone", "Time zone of its plants", default="UTC"),
+    Field("admin_name", "Its administrator's name"),
+    Field("admin_email", "Its administrator's e-mail (they get an invitation)", type="email"),
+)
+
+
+def _partner_only(principal: Principal) -> None:
+    if principal.org_kind is not OrgKind.PARTNER:
+        raise PermissionDeniedError("the partner console is for partner staff")
+
+
+def _field_errors(exc: AndonError) -> dict[str, str]:
+    errors = exc.extra.get("errors", []) if isinstance(exc.extra, dict) else []
+    mapped = {}
+    for e in errors:
+        name = {"email": "admin_email", "display_name": "admin_name"}.get(str(e.get("field")), str(e.get("field")))
+        mapped[name] = str(e.get("message"))
+    return mapped
+
+
+class PartnerConsoleController(Controller):
+    path = "/partner"
+    tags = ["Partner console"]
+    include_in_schema = False
+    before_request = staticmethod(wear_brand)
+
+    @get("/customers", opt={"permission": P.CUSTOMERS_READ})
+    async def customers(
+        self, db_session: DbSession, principal: Caller, q: FromQuery[str | None] = None, offset: FromQuery[int] = 0
+    ) -> Template:
+        _partner_only(principal)
+        offset = max(0, offset)
+        rows, total = await CustomerService(db_session, principal).list(
+            limit=PAGE_SIZE, offset=offset, q=q or None, partner_id=None
+        )
+        return page(
+            "partner/customers.html",
+            principal=principal,
+            customers=rows,
+            total=total,
+            q=q,
+            offset=offset,
+            limit=PAGE_SIZE,
+        )
+
+    @get("/customers/new", opt={"permission": P.CUSTOMERS_WRITE})
+    async def new_customer(self, principal: Caller) -> Template:
+        _partner_only(principal)
+        return page("partner/customer_new.html", principal=principal, fields=NEW_CUSTOMER_FIELDS, values={}, errors={})
+
+    @post("/customers/new", opt={"permission": P.CUSTOMERS_WRITE})
+    async def create_customer(
+        self, db_session: DbSession, principal: Caller, state: State, data: Form
+    ) -> Response[Any]:
+        """All or nothing: the customer and its administrator's invitation, or neither."""
+        _partner_only(principal)
+        values = {f.name: data.get(f.name, "").strip() for f in NEW_CUSTOMER_FIELDS}
+        missing = {f.name: "required" for f in NEW_CUSTOMER_FIELDS if f.required and not values[f.name]}
+        if missing:
+            return page(
+                "partner/customer_new.html",
+                status=422,
+                principal=principal,
+                fields=NEW_CUSTOMER_FIELDS,
+                values=values,
+                errors=missing,
+                error="Some fields need your attention.",
+            )
+        try:
+            create = msgspec.convert(
+                {"name": values["name"], "slug": values["slug"], "default_timezone": values["default_timezone"]},
+                CustomerCreate,
+            )
+            customers = CustomerService(db_session, principal)
+            customer = await customers.create(create)
+            tenant = await customers.open_tenant(customer.id)
+            node = OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+            invite = msgspec.convert({"email": values["admin_email"], "display_name": values["admin_name"]}, UserCreate)
+            invite.grants = [GrantIn(role="customer_admin")]
+            await UserAdmin(db_session, principal, node, state.settings).create(invite, site_ids=set())
+        except (AndonError, msgspec.ValidationError) as exc:
+            await discard_changes(db_session, principal)
+            if isinstance(exc, msgspec.ValidationError):
+                exc = AndonError(
+                    str(exc).split(" - at ")[0],
+                    extra={
+                        "errors": [
+                            {"field": str(exc).rsplit("$.", 1)[-1].rstrip("`"), "message": str(exc).split(" - at ")[0]}
+                        ]
+                    },
+                )
+            return page(
+                "partner/customer_new.html",
+                status=422,
+                principal=principal,
+                fields=NEW_CUSTOMER_FIELDS,
+                values=values,
+                errors=_field_errors(exc),
+                error=exc.detail,
+            )
+        return Redirect(
+            f"/partner/customers/{customer.id}?message=Created; the invitation is on its way.", status_code=303
+        )
+
+    async def _detail(self, db_session: DbSession, principal: Principal, customer_id: Any, **context: Any) -> Template:
+        customers = CustomerService(db_session, principal)
+        customer = await customers.get(customer_id)
+        counts: dict[str, int] = {}
+        if customer.partner_may_act(utcnow()):
+            plant = PlantService(db_session, await customers.open_tenant(customer.id))
+            for kind, label in (("site", "sites"), ("line", "lines"), ("asset", "assets")):
+                counts[label] = (await plant.list(kind, limit=1, offset=0))[1]
+        return page("partner/customer.html", principal=principal, customer=customer, counts=counts, **context)
+
+    @get("/customers/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_READ})
+    async def customer(
+        self, db_session: DbSession, principal: Caller, customer_id: PathId, message: FromQuery[str | None] = None
+    ) -> Template:
+        _partner_only(principal)
+        return await self._detail(db_session, principal, customer_id, message=message)
+
+    @post("/customers/{customer_id:uuid}/plant", opt={"permission": P.ONBOARDING_IMPORT})
+    async def import_plant(
+        self, db_session: DbSession, principal: Caller, customer_id: PathId, data: Upload
+    ) -> Template:
+        _partner_only(principal)
+        upload = data.get("file")
+        body = await upload.read() if isinstance(upload, UploadFile) else b""
+        customers = CustomerService(db_session, principal)
+        customer = await customers.get(customer_id)
+        service = PlantImportService(db_session, await customers.open_tenant(customer.id), customer.default_timezone)
+        dry_run = data.get("action") != "import"
+        try:
+            report = (await service.run(body, "text/csv", dry_run=dry_run)).as_dict()
+        except AndonError as exc:
+            await discard_changes(db_session, principal)
+            report = exc.extra.get("report") or {
+                "valid": False,
+                "applied": False,
+                "summary": {},
+                "errors": exc.extra.get("errors", []),
+            }
+            return await self._detail(db_session, principal, customer_id, report=report)
+        return await self._detail(db_session, principal, customer_id, report=report)

@@ -1,0 +1,138 @@
+"""The partner console without JavaScript: plain forms, POST-redirect-GET. A partner admin signs in,
+finds and onboards a customer (its administrator invited), and imports its plant with a check first."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from litestar import Litestar
+
+from tests.support.browser import browser_on
+from tests.tenants.factories import World, auth
+
+pytestmark = pytest.mark.anyio
+PASSWORD = "correct horse battery staple"
+PLANT = b"""kind,external_id,name,parent_external_id
+site,OSL,Oslo plant,
+line,OSL-L1,Line 1,OSL
+asset,OSL-P1,Press 1,OSL-L1
+"""
+
+
+def _csrf(page: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page[:400]
+    return match.group(1)
+
+
+async def _partner_admin(app: Litestar, api: httpx.AsyncClient, world: World) -> httpx.AsyncClient:
+    r = await api.post(
+        f"/api/v1/partners/{world.a.partner_id}/users",
+        headers=auth(world.a.key),
+        json={
+            "email": "pat@alpha.example",
+            "display_name": "Pat",
+            "password": PASSWORD,
+            "grants": [{"role": "partner_admin"}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    browser = browser_on(app, "andon.test")
+    page = await browser.get("/login")
+    signed = await browser.post(
+        "/login",
+        data={
+            "csrf_token": _csrf(page.text),
+            "email": "pat@alpha.example",
+            "password": PASSWORD,
+            "next": "/partner/customers",
+        },
+    )
+    assert signed.status_code == 303 and signed.headers["location"] == "/partner/customers"
+    return browser
+
+
+async def test_onboard_a_customer_without_javascript(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+    browser = await _partner_admin(app, api, world)
+    listing = await browser.get("/partner/customers")
+    assert listing.status_code == 200 and "alpha-customer".title() in listing.text
+    assert world.b.customer.slug.title() not in listing.text  # never another partner's customers
+    assert "No customer matches" in (await browser.get("/partner/customers", params={"q": "zzz"})).text
+
+    form = await browser.get("/partner/customers/new")
+    token = _csrf(form.text)
+    # A slug that is taken: a clear message next to the form, nothing created, nobody invited.
+    taken = await browser.post(
+        "/partner/customers/new",
+        data={
+            "csrf_token": token,
+            "name": "Dup",
+            "slug": world.b.customer.slug,
+            "default_timezone": "UTC",
+            "admin_name": "Dee",
+            "admin_email": "dee@dup.example",
+        },
+    )
+    assert taken.status_code == 422 and "already exists" in taken.text
+    bad_zone = await browser.post(
+        "/partner/customers/new",
+        data={
+            "csrf_token": token,
+            "name": "Nordic Foods",
+            "slug": "nordic-foods",
+            "default_timezone": "Mars/Base",
+            "admin_name": "Nina",
+            "admin_email": "nina@nordic.example",
+        },
+    )
+    assert bad_zone.status_code == 422 and "not a known IANA time zone" in bad_zone.text
+    created = await browser.post(
+        "/partner/customers/new",
+        data={
+            "csrf_token": token,
+            "name": "Nordic Foods",
+            "slug": "nordic-foods",
+            "default_timezone": "Europe/Oslo",
+            "admin_name": "Nina",
+            "admin_email": "nina@nordic.example",
+        },
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    detail_url = created.headers["location"].split("?")[0]
+    mailbox = await browser.get("/dev/mailbox")
+    assert "nina@nordic.example" in mailbox.text and "dee@dup.example" not in mailbox.text
+    listing = await browser.get("/partner/customers")
+    assert "Nordic Foods" in listing.text and "Dup" not in listing.text
+
+    detail = await browser.get(detail_url)
+    assert detail.status_code == 200 and "Nordic Foods" in detail.text
+    upload = f"{detail_url}/plant"
+    broken = PLANT.replace(b"OSL-L1\n", b"GHOST\n")
+    check = await browser.post(
+        upload,
+        data={"csrf_token": _csrf(detail.text), "action": "import"},
+        files={"file": ("plant.csv", broken, "text/csv")},
+    )
+    assert check.status_code == 200 and "problem(s) found; nothing was changed" in check.text
+    assert "no line or site with external_id" in check.text
+    ok = await browser.post(
+        upload,
+        data={"csrf_token": _csrf(detail.text), "action": "import"},
+        files={"file": ("plant.csv", PLANT, "text/csv")},
+    )
+    assert ok.status_code == 200 and "Imported" in ok.text
+    assert "<li>1 sites</li>" in ok.text and "<li>1 assets</li>" in ok.text
+    await browser.aclose()
+
+
+async def test_console_forms_need_the_session_token(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+    browser = await _partner_admin(app, api, world)
+    r = await browser.post(
+        "/partner/customers/new",
+        data={"name": "X", "slug": "x-co", "default_timezone": "UTC", "admin_name": "X", "admin_email": "x@x.example"},
+    )
+    assert r.status_code == 403
+    await browser.aclose()
