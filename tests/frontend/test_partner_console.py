@@ -125,6 +125,7 @@ async def test_onboard_a_customer_without_javascript(app: Litestar, api: httpx.A
     )
     assert ok.status_code == 200 and "Imported" in ok.text
     assert "<li>1 sites</li>" in ok.text and "<li>1 assets</li>" in ok.text
+    assert "<tr><td>asset</td><td>1</td><td>0</td><td>0</td></tr>" in ok.text
     await browser.aclose()
 
 

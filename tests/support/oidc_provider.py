@@ -1,6 +1,6 @@
 """A real OpenID Connect provider (node oidc-provider 9) for integration tests, plus HTTP drivers for its pages.
 
-The provider lives in tests/support/oidc (provider.mjs). It is configured by a JSON file and serves plain http on
+The provider lives in tests/support/node (provider.mjs). It is configured by a JSON file and serves plain http on
 127.0.0.1: authorization code + PKCE (S256, required), RS256 ID tokens carrying email/email_verified/name/groups,
 auto-consent, RP-initiated logout and client_credentials with JWT access tokens for ``resource_audience``.
 """
@@ -23,7 +23,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
-OIDC_DIR = Path(__file__).resolve().parent / "oidc"
+OIDC_DIR = Path(__file__).resolve().parent / "node"
 PROVIDER_SCRIPT = OIDC_DIR / "provider.mjs"
 READY_TIMEOUT = 20.0
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -32,7 +32,7 @@ _MAX_HOPS = 15
 
 def ensure_node_modules() -> None:
     """Install the provider's npm dependencies (``npm ci``) once; safe to call from several xdist workers."""
-    marker = OIDC_DIR / "node_modules" / "oidc-provider" / "package.json"
+    marker = OIDC_DIR / "node_modules" / "axe-core" / "package.json"
     if marker.exists():
         return
     digest = hashlib.sha256(str(OIDC_DIR).encode()).hexdigest()[:16]
