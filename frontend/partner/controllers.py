@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Response, Template
 
@@ -49,8 +51,10 @@ NEW_CUSTOMER_FIELDS = (
 )
 
 
-def _partner_only(principal: Principal) -> None:
-    if principal.org_kind is not OrgKind.PARTNER:
+def partner_staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The whole console is for partner staff; checked before any form is read."""
+    principal = connection.scope.get("user")
+    if isinstance(principal, Principal) and principal.org_kind is not OrgKind.PARTNER:
         raise PermissionDeniedError("the partner console is for partner staff")
 
 
@@ -68,12 +72,12 @@ class PartnerConsoleController(Controller):
     tags = ["Partner console"]
     include_in_schema = False
     before_request = staticmethod(wear_brand)
+    guards = [partner_staff_only]
 
     @get("/customers", opt={"permission": P.CUSTOMERS_READ})
     async def customers(
         self, db_session: DbSession, principal: Caller, q: FromQuery[str | None] = None, offset: FromQuery[int] = 0
     ) -> Template:
-        _partner_only(principal)
         offset = max(0, offset)
         rows, total = await CustomerService(db_session, principal).list(
             limit=PAGE_SIZE, offset=offset, q=q or None, partner_id=None
@@ -90,7 +94,6 @@ class PartnerConsoleController(Controller):
 
     @get("/customers/new", opt={"permission": P.CUSTOMERS_WRITE})
     async def new_customer(self, principal: Caller) -> Template:
-        _partner_only(principal)
         return page("partner/customer_new.html", principal=principal, fields=NEW_CUSTOMER_FIELDS, values={}, errors={})
 
     @post("/customers/new", opt={"permission": P.CUSTOMERS_WRITE})
@@ -98,7 +101,6 @@ class PartnerConsoleController(Controller):
         self, db_session: DbSession, principal: Caller, state: State, data: Form
     ) -> Response[Any]:
         """All or nothing: the customer and its administrator's invitation, or neither."""
-        _partner_only(principal)
         values = {f.name: data.get(f.name, "").strip() for f in NEW_CUSTOMER_FIELDS}
         missing = {f.name: "required" for f in NEW_CUSTOMER_FIELDS if f.required and not values[f.name]}
         if missing:
@@ -161,14 +163,12 @@ class PartnerConsoleController(Controller):
     async def customer(
         self, db_session: DbSession, principal: Caller, customer_id: PathId, message: FromQuery[str | None] = None
     ) -> Template:
-        _partner_only(principal)
         return await self._detail(db_session, principal, customer_id, message=message)
 
     @post("/customers/{customer_id:uuid}/plant", opt={"permission": P.ONBOARDING_IMPORT})
     async def import_plant(
         self, db_session: DbSession, principal: Caller, customer_id: PathId, data: Upload
     ) -> Template:
-        _partner_only(principal)
         upload = data.get("file")
         body = await upload.read() if isinstance(upload, UploadFile) else b""
         customers = CustomerService(db_session, principal)

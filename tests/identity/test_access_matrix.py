@@ -39,7 +39,7 @@ async def _key_for(api: httpx.AsyncClient, world: World, role: str) -> str:
 def _routes(app: Litestar) -> list[tuple[str, str, HTTPRouteHandler]]:
     found: list[tuple[str, str, HTTPRouteHandler]] = []
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or not route.path.startswith("/api/v1/"):
+        if not isinstance(route, HTTPRoute) or not route.path.startswith(("/api/v1/", "/partner/")):
             continue
         for handler in route.route_handlers:
             for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
@@ -72,6 +72,8 @@ def _expected_allowed(role: str, method: str, path: str, handler: HTTPRouteHandl
     inside_customer = path.startswith("/api/v1/customers/{customer_id:uuid}/")
     if ROLES[role].org_kind is OrgKind.PLATFORM and inside_customer:
         return False  # the operator never acts inside a customer, whatever its permissions
+    if path.startswith("/partner/") and ROLES[role].org_kind is not OrgKind.PARTNER:
+        return False  # the partner console is for partner staff only
     return allowed
 
 
