@@ -24,6 +24,9 @@ from andon.platform.identity.schemas import GrantIn, UserCreate
 from andon.platform.identity.service import UserAdmin
 from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, Principal
+from andon.tenants.branding.contrast import is_hex_colour
+from andon.tenants.branding.schemas import BrandUpdate
+from andon.tenants.branding.service import Brand, BrandingService, contrast_checks
 from andon.tenants.onboarding.service import PlantImportService
 from andon.tenants.orgs.schemas import CustomerCreate
 from andon.tenants.orgs.service import CustomerService
@@ -187,3 +190,132 @@ class PartnerConsoleController(Controller):
             }
             return await self._detail(db_session, principal, customer_id, report=report)
         return await self._detail(db_session, principal, customer_id, report=report)
+
+
+BRAND_FIELDS = (
+    Field("product_name", "Product name"),
+    Field("primary_colour", "Primary colour (header)", type="color"),
+    Field("accent_colour", "Accent colour (buttons)", type="color"),
+    Field("support_email", "Support e-mail", required=False, type="email"),
+    Field("support_url", "Support web page (https://…)", required=False),
+    Field("hosts", "Your portal's host names, comma-separated", required=False),
+)
+
+
+def _brand_values(brand: Any, hosts: list[str]) -> dict[str, str]:
+    return {
+        "product_name": brand.product_name,
+        "primary_colour": brand.primary_colour,
+        "accent_colour": brand.accent_colour,
+        "support_email": brand.support_email or "",
+        "support_url": brand.support_url or "",
+        "hosts": ", ".join(hosts),
+    }
+
+
+class PartnerBrandingPageController(Controller):
+    """The brand editor: a plain form with Preview and Save; htmx refreshes the preview as you type."""
+
+    path = "/partner/branding"
+    tags = ["Partner console"]
+    include_in_schema = False
+    before_request = staticmethod(wear_brand)
+    guards = [partner_staff_only]
+
+    async def _render(
+        self,
+        principal: Principal,
+        brand: Any,
+        values: dict[str, str],
+        *,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        error: str | None = None,
+        message: str | None = None,
+    ) -> Template:
+        return page(
+            "partner/branding.html",
+            status=status,
+            principal=principal,
+            fields=BRAND_FIELDS,
+            values=values,
+            preview=brand,
+            contrast=contrast_checks(brand.primary_colour, brand.accent_colour),
+            errors=errors or {},
+            error=error,
+            message=message,
+        )
+
+    @get("/", opt={"permission": P.BRANDING_WRITE})
+    async def editor(self, db_session: DbSession, principal: Caller, message: FromQuery[str | None] = None) -> Template:
+        assert principal.partner_id is not None
+        brand, hosts = await BrandingService(db_session, principal).get(principal.partner_id)
+        return await self._render(principal, brand, _brand_values(brand, hosts), message=message)
+
+    @post("/", opt={"permission": P.BRANDING_WRITE})
+    async def submit(self, db_session: DbSession, principal: Caller, data: Form) -> Response[Any]:
+        assert principal.partner_id is not None
+        service = BrandingService(db_session, principal)
+        current, _ = await service.get(principal.partner_id)
+        values = {f.name: data.get(f.name, "").strip() for f in BRAND_FIELDS}
+        raw = {
+            "product_name": values["product_name"],
+            "primary_colour": values["primary_colour"],
+            "accent_colour": values["accent_colour"],
+            "support_email": values["support_email"] or None,
+            "support_url": values["support_url"] or None,
+            "hosts": [h.strip().lower() for h in values["hosts"].split(",") if h.strip()],
+        }
+        dry_run = data.get("action") != "save"
+        try:
+            update = msgspec.convert(raw, BrandUpdate)
+            brand, _ = await service.update(principal.partner_id, update, dry_run=dry_run)
+        except msgspec.ValidationError as exc:
+            field = str(exc).rsplit("$.", 1)[-1].split("[")[0].rstrip("`") if "$." in str(exc) else ""
+            return await self._render(
+                principal,
+                current,
+                values,
+                status=422,
+                errors={field: str(exc).split(" - at ")[0]},
+                error="Some fields need your attention.",
+            )
+        except AndonError as exc:
+            await discard_changes(db_session, principal)
+            return await self._render(
+                principal, _preview_of(raw, current), values, status=422, errors=_field_errors(exc), error=exc.detail
+            )
+        if dry_run:
+            return await self._render(principal, brand, values)
+        return Redirect("/partner/branding?message=Saved: your customers see the new brand now.", status_code=303)
+
+    @post("/logo", opt={"permission": P.BRANDING_WRITE})
+    async def logo(self, db_session: DbSession, principal: Caller, data: Upload) -> Response[Any]:
+        assert principal.partner_id is not None
+        upload = data.get("logo")
+        body = await upload.read() if isinstance(upload, UploadFile) else b""
+        service = BrandingService(db_session, principal)
+        try:
+            await service.set_logo(principal.partner_id, body)
+        except AndonError as exc:
+            await discard_changes(db_session, principal)
+            brand, hosts = await service.get(principal.partner_id)
+            return await self._render(
+                principal,
+                brand,
+                _brand_values(brand, hosts),
+                status=exc.status_code,
+                errors={"logo": exc.detail},
+                error=exc.detail,
+            )
+        return Redirect("/partner/branding?message=Logo updated.", status_code=303)
+
+
+def _preview_of(raw: dict[str, Any], current: Any) -> Any:
+    """Show what was typed when it is well formed, so the preview explains the refusal."""
+    ok = all(isinstance(raw.get(k), str) and is_hex_colour(raw[k]) for k in ("primary_colour", "accent_colour"))
+    if not ok:
+        return current
+    return Brand(
+        raw["product_name"] or current.product_name, raw["primary_colour"], raw["accent_colour"], current.logo_url
+    )

@@ -6,19 +6,20 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Response
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
-from andon.frontend.partner.controllers import PartnerConsoleController
+from andon.frontend.partner.controllers import PartnerBrandingPageController, PartnerConsoleController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
@@ -54,6 +55,7 @@ from andon.tenants.plant.controllers import PLANT_CONTROLLERS
 
 OPENAPI_PATH = "/api/docs"
 TEMPLATES_DIR = Path(andon.__file__).resolve().parent / "frontend" / "templates"
+STATIC_DIR = Path(andon.__file__).resolve().parent / "frontend" / "static"
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -64,6 +66,14 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PublicLogoController,
         AccountPageController,
         PartnerConsoleController,
+        PartnerBrandingPageController,
+        create_static_files_router(
+            path="/static",
+            directories=[STATIC_DIR],
+            opt={"public": True},
+            include_in_schema=False,
+            cache_control=CacheControlHeader(max_age=86400, public=True),
+        ),
         TokenPagesController,
         MeController,
         CustomerUserController,

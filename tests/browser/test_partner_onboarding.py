@@ -75,3 +75,22 @@ def test_partner_onboards_a_customer(browser: Any, dev_server: DevServer, tmp_pa
         assert serious_accessibility_violations(page) == []
     page.screenshot(path=f"{shot}-3-imported.png", full_page=True)
     context.close()
+
+
+def test_brand_preview_updates_while_typing(browser: Any, dev_server: DevServer) -> None:
+    """With JavaScript, htmx refreshes the preview as the partner types; nothing is saved."""
+    context = browser.new_context()
+    page = context.new_page()
+    admin = dev_server.login("partner_admin")
+    page.goto(dev_server.url("northwind.localhost", "/login?next=/partner/branding"))
+    page.get_by_label("Work e-mail").fill(admin["email"])
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Password").fill(admin["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Product name").fill("Northwind Live Preview")
+    page.locator("#preview").get_by_text("Northwind Live Preview").wait_for(timeout=5000)
+    assert serious_accessibility_violations(page) == []
+    page.screenshot(path=f"{ARTIFACTS}/branding-preview.png", full_page=True)
+    page.goto(dev_server.url("northwind.localhost", "/login"))
+    assert "Northwind Ops Center" in page.title()  # the preview saved nothing
+    context.close()

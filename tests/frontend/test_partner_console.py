@@ -137,3 +137,41 @@ async def test_console_forms_need_the_session_token(app: Litestar, api: httpx.As
     )
     assert r.status_code == 403
     await browser.aclose()
+
+
+async def test_brand_editor_previews_refuses_and_saves(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+    browser = await _partner_admin(app, api, world)
+    editor = await browser.get("/partner/branding")
+    assert editor.status_code == 200 and "htmx-2.0.11.min.js" in editor.text
+    token = _csrf(editor.text)
+    form = {
+        "csrf_token": token,
+        "product_name": "Alpha Ops",
+        "primary_colour": "#ffcc00",
+        "accent_colour": "#0b5d3b",
+        "support_email": "",
+        "support_url": "",
+        "hosts": "portal.alpha.example",
+    }
+    preview = await browser.post("/partner/branding", data={**form, "action": "preview"})
+    assert preview.status_code == 422 and "1.51:1" in preview.text and "below the WCAG AA minimum" in preview.text
+    form["primary_colour"] = "#123456"
+    preview = await browser.post("/partner/branding", data={**form, "action": "preview"})
+    assert preview.status_code == 200 and "Alpha Ops" in preview.text
+    assert (await api.get(f"/api/v1/partners/{world.a.partner_id}/branding", headers=auth(world.a.key))).json()[
+        "product_name"
+    ] == "Alpha"  # preview saved nothing
+    saved = await browser.post("/partner/branding", data={**form, "action": "save"}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert (await api.get(f"/api/v1/partners/{world.a.partner_id}/branding", headers=auth(world.a.key))).json()[
+        "hosts"
+    ] == ["portal.alpha.example"]
+    async with browser_on(app, "portal.alpha.example") as visitor:
+        assert "Alpha Ops" in (await visitor.get("/login")).text
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    bad = await browser.post(
+        "/partner/branding/logo", data={"csrf_token": token}, files={"logo": ("logo.svg", svg, "image/svg+xml")}
+    )
+    assert bad.status_code == 415 and "SVG logos can carry scripts" in bad.text
+    assert (await browser.get("/static/vendor/htmx-2.0.11.min.js")).status_code == 200
+    await browser.aclose()

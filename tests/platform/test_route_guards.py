@@ -22,6 +22,7 @@ PUBLIC_PREFIXES = (
     "/health/",
     OPENAPI_PATH,
     "/brand/",
+    "/static/",
     "/login",
     "/auth/oidc/",
     "/invitations/",
