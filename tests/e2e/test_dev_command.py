@@ -4,61 +4,14 @@ run reuses the data and the keys; ``--reset`` starts over."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.devserver import running_dev
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _dev(data_dir: Path, *extra: str) -> Iterator[tuple[str, list[str]]]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANDON_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "andon", "dev", "--port", str(port), "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"andon dev exited: {proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("andon dev never became ready")
-        yield base, []
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        _ = out
 
 
 def _creds(data_dir: Path) -> dict[str, object]:
@@ -67,7 +20,7 @@ def _creds(data_dir: Path) -> dict[str, object]:
 
 def test_dev_seeds_serves_and_reuses(tmp_path: Path) -> None:
     data = tmp_path / "andon-data"
-    with _dev(data) as (base, _):
+    with running_dev(data) as base:
         creds = _creds(data)
         keys = creds["api_keys"]
         assert isinstance(keys, dict)
@@ -104,10 +57,10 @@ def test_dev_seeds_serves_and_reuses(tmp_path: Path) -> None:
         corvid = {"Authorization": f"Bearer {keys['customers']['corvid-automotive']}"}
         assert httpx.get(f"{base}/api/v1/customers/{acme['id']}", headers=corvid).status_code == 404
 
-    with _dev(data) as (base, _):
+    with running_dev(data) as base:
         assert _creds(data) == creds  # same data, same keys
         assert httpx.get(f"{base}/api/v1/customers", headers=northwind).status_code == 200
 
-    with _dev(data, "--reset") as (base, _):
+    with running_dev(data, "--reset") as base:
         assert _creds(data) != creds
         assert httpx.get(f"{base}/api/v1/customers", headers=northwind).status_code == 401
