@@ -28,6 +28,7 @@ from andon.platform.identity.login import LoginRefused, PasswordLogin
 from andon.platform.identity.oidc import OidcError, end_session_url
 from andon.platform.identity.repository import IdentityLookup, OutboxRepository, SessionRepository
 from andon.platform.identity.service import (
+    EmailBrand,
     OidcLogin,
     redeem_token,
     request_password_reset,
@@ -408,7 +409,14 @@ class TokenPagesController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, state: State, data: Form
     ) -> Template:
         _check_anonymous_csrf(request, data)
-        await request_password_reset(db_session, state.settings, data.get("email", ""))
+        brand = request.state.brand
+        # The link goes to this host only when it is a partner's known portal (never a forged Host).
+        origin = (
+            state.portal_url(state.settings, _host(request) or "") if brand.partner_id else state.settings.http.base_url
+        )
+        await request_password_reset(
+            db_session, state.settings, data.get("email", ""), EmailBrand(brand.product_name, origin)
+        )
         return _anonymous_form(
             state,
             request,

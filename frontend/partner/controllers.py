@@ -26,7 +26,7 @@ from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.branding.contrast import is_hex_colour
 from andon.tenants.branding.schemas import BrandUpdate
-from andon.tenants.branding.service import Brand, BrandingService, contrast_checks
+from andon.tenants.branding.service import Brand, BrandingService, contrast_checks, email_brand
 from andon.tenants.onboarding.service import PlantImportService
 from andon.tenants.orgs.schemas import CustomerCreate
 from andon.tenants.orgs.service import CustomerService
@@ -127,7 +127,8 @@ class PartnerConsoleController(Controller):
             node = OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
             invite = msgspec.convert({"email": values["admin_email"], "display_name": values["admin_name"]}, UserCreate)
             invite.grants = [GrantIn(role="customer_admin")]
-            await UserAdmin(db_session, principal, node, state.settings).create(invite, site_ids=set())
+            brand = await email_brand(db_session, tenant.partner_id, state.settings)
+            await UserAdmin(db_session, principal, node, state.settings, brand).create(invite, site_ids=set())
         except (AndonError, msgspec.ValidationError) as exc:
             await discard_changes(db_session, principal)
             if isinstance(exc, msgspec.ValidationError):

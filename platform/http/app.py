@@ -47,7 +47,7 @@ from andon.tenants.access.people import (
     PartnerUserController,
 )
 from andon.tenants.branding.controllers import BrandingController, PublicLogoController
-from andon.tenants.branding.service import brand_for_host
+from andon.tenants.branding.service import brand_for_host, portal_url
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.orgs.service import org_is_active
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "org_active": org_is_active,
             # Pages ask the tenants domain which partner's brand a host name wears.
             "brand_for_host": brand_for_host,
+            "portal_url": portal_url,
         }
     )
 

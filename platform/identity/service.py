@@ -65,11 +65,19 @@ def _check_roles(roles: Sequence[str], kind: OrgKind, granter: frozenset[str], f
 class UserAdmin:
     """Users of one org node, managed by someone who reaches it."""
 
-    def __init__(self, session: AsyncSession, principal: Principal, node: OrgNode, settings: Settings) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        node: OrgNode,
+        settings: Settings,
+        brand: EmailBrand | None = None,
+    ) -> None:
         self.session = session
         self.principal = principal
         self.node = node
         self.settings = settings
+        self.brand = brand
         self.repo = UserRepository(session, node.owns(User.org_kind, User.partner_id, User.tenant_id))
 
     async def _audit(self, action: str, target: uuid.UUID, **changes: Any) -> None:
@@ -168,7 +176,7 @@ class UserAdmin:
         token = None
         if data.password is None:
             token = await issue_token(self.session, user, "invite", timedelta(days=INVITATION_DAYS))
-            await send_email(self.session, self.settings, user, "invite", token)
+            await send_email(self.session, self.settings, user, "invite", token, self.brand)
         return user, token
 
     async def update(self, user_id: uuid.UUID, data: UserUpdate) -> User:
@@ -217,14 +225,23 @@ async def issue_token(session: AsyncSession, user: User, purpose: str, ttl: time
     return token
 
 
+@dataclass(frozen=True, slots=True)
+class EmailBrand:
+    """Whose name the e-mail speaks in and where its links point: a partner's product on its own
+    portal host, or Andon on the platform's base URL."""
+
+    product_name: str
+    base_url: str
+
+
 _EMAILS = {
     "invite": (
-        "You are invited to Andon",
+        "You are invited to {product}",
         "/invitations/{token}",
         "{name}, you have been invited. Set your password within 7 days:\n\n{link}\n",
     ),
     "reset": (
-        "Reset your Andon password",
+        "Reset your {product} password",
         "/password-reset/{token}",
         "{name}, someone asked to reset your password. If it was you, use this link within an hour:\n\n{link}\n"
         "If not, ignore this e-mail; your password stays as it is.\n",
@@ -232,18 +249,22 @@ _EMAILS = {
 }
 
 
-async def send_email(session: AsyncSession, settings: Settings, user: User, kind: str, token: str) -> None:
+async def send_email(
+    session: AsyncSession, settings: Settings, user: User, kind: str, token: str, brand: EmailBrand | None = None
+) -> None:
     """Queue the e-mail in the outbox, in the same transaction as the token it carries."""
+    brand = brand or EmailBrand("Andon", settings.http.base_url)
     subject, path, body = _EMAILS[kind]
-    link = settings.http.base_url.rstrip("/") + path.format(token=token)
+    subject = subject.format(product=brand.product_name)
+    link = brand.base_url.rstrip("/") + path.format(token=token)
     await OutboxRepository(session).add(
         OutboundEmail(
             tenant_id=user.tenant_id,
             partner_id=user.partner_id,
             to_address=user.email,
             subject=subject,
-            body_text=body.format(name=user.display_name, link=link),
-            meta={"kind": kind, "link": link},
+            body_text=body.format(name=user.display_name, link=link) + f"\n-- \n{brand.product_name}\n",
+            meta={"kind": kind, "link": link, "brand": brand.product_name},
         )
     )
 
@@ -272,14 +293,16 @@ async def redeem_token(session: AsyncSession, settings: Settings, purpose: str, 
     return user
 
 
-async def request_password_reset(session: AsyncSession, settings: Settings, email: str) -> None:
+async def request_password_reset(
+    session: AsyncSession, settings: Settings, email: str, brand: EmailBrand | None = None
+) -> None:
     """Always looks the same to the caller; only a local account that exists gets an e-mail."""
     lookup = IdentityLookup(session)
     await lookup.enable()
     user = await lookup.user_by_email(email.strip())
     if user is not None and user.status == "active" and user.idp_id is None:
         token = await issue_token(session, user, "reset", timedelta(hours=RESET_HOURS))
-        await send_email(session, settings, user, "reset", token)
+        await send_email(session, settings, user, "reset", token, brand)
 
 
 class IdpAdmin:

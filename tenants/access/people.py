@@ -32,6 +32,7 @@ from andon.platform.identity.schemas import (
 from andon.platform.identity.service import CALLBACK_PATH, IdpAdmin, UserAdmin
 from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind
+from andon.tenants.branding.service import email_brand
 from andon.tenants.orgs.dependencies import provide_tenant
 from andon.tenants.orgs.service import PartnerService
 from andon.tenants.plant.service import PlantService
@@ -57,7 +58,8 @@ async def provide_site_ids(db_session: DbSession, node: Node) -> set[uuid.UUID]:
 
 
 async def provide_user_admin(db_session: DbSession, principal: Caller, node: Node, state: State) -> UserAdmin:
-    return UserAdmin(db_session, principal, node, state.settings)
+    brand = await email_brand(db_session, node.partner_id, state.settings)
+    return UserAdmin(db_session, principal, node, state.settings, brand)
 
 
 async def provide_idp_admin(db_session: DbSession, principal: Caller, node: Node, state: State) -> IdpAdmin:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
+from andon.platform.config.settings import Settings
 from andon.platform.http.errors import ConflictError, ValidationFailedError
+from andon.platform.identity.service import EmailBrand
 from andon.platform.tenancy.principal import Principal
 from andon.tenants.branding.contrast import AA_NORMAL_TEXT, WHITE, contrast_ratio, darken_until_readable
 from andon.tenants.branding.images import sanitise_logo
@@ -195,3 +198,23 @@ async def brand_for_host(session: AsyncSession, host: str | None) -> Brand:
 
 async def logo_png(session: AsyncSession, partner_id: uuid.UUID) -> bytes | None:
     return await BrandRepository(session).public_logo(partner_id)
+
+
+async def email_brand(session: AsyncSession, partner_id: uuid.UUID | None, settings: Settings) -> EmailBrand | None:
+    """E-mails about a partner's customers speak in the partner's product name and link to its own
+    portal host (its first custom domain), so nothing says Andon unless the partner wants it."""
+    if partner_id is None:
+        return None
+    # The partner is already within the caller's reach (it owns the node being managed, or the
+    # customer belongs to it); a partner without a brand yet sends as Andon.
+    row = await BrandRepository(session).for_partner(partner_id)
+    if row is None:
+        return None
+    return EmailBrand(row.product_name, portal_url(settings, row.hosts[0]) if row.hosts else settings.http.base_url)
+
+
+def portal_url(settings: Settings, host: str) -> str:
+    """The URL of a partner's portal host, with the scheme and port the platform itself uses."""
+    base = urlsplit(settings.http.base_url)
+    port = f":{base.port}" if base.port and base.port not in (80, 443) else ""
+    return f"{base.scheme}://{host}{port}"

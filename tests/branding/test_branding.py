@@ -131,3 +131,41 @@ async def test_pages_wear_the_brand_of_their_host(app: Litestar, api: httpx.Asyn
         assert "Bluefin Connect" in other and "Northwind" not in other
     async with browser_on(app, "andon.test") as plain:
         assert "<title>Sign in · Andon</title>" in (await plain.get("/login")).text
+
+
+async def test_emails_speak_in_the_partners_name(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+    assert (await _brand(api, world, NORTHWIND)).status_code == 200
+    c = world.a.customer
+    r = await api.post(
+        f"/api/v1/customers/{c.customer_id}/users",
+        headers=auth(world.a.key),
+        json={"email": "new.admin@acme.example", "display_name": "New Admin", "grants": [{"role": "customer_admin"}]},
+    )
+    assert r.status_code == 201
+    async with browser_on(app, "andon.test") as browser:
+        mailbox = (await browser.get("/dev/mailbox")).text
+    assert "You are invited to Northwind Ops" in mailbox
+    # A link to the partner's own portal (same scheme and port as the platform's base URL).
+    assert "http://portal.northwind.example:8000/invitations/" in mailbox
+    # A password reset asked for on the partner's portal links back there; a forged host never appears.
+    r = await api.post(
+        f"/api/v1/customers/{c.customer_id}/users",
+        headers=auth(c.key),
+        json={
+            "email": "active@acme.example",
+            "display_name": "Active",
+            "password": "a long local pass",
+            "grants": [{"role": "technician"}],
+        },
+    )
+    assert r.status_code == 201
+    async with browser_on(app, "portal.northwind.example") as portal, browser_on(app, "evil.example") as evil:
+        for client in (portal, evil):
+            page = await client.get("/password-reset")
+            token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            await client.post("/password-reset", data={"csrf_token": token, "email": "active@acme.example"})
+    async with browser_on(app, "andon.test") as browser:
+        mailbox = (await browser.get("/dev/mailbox")).text
+    assert mailbox.count("Reset your Northwind Ops password") == 1  # asked on the partner's portal
+    assert "http://portal.northwind.example:8000/password-reset/" in mailbox
+    assert "Reset your Andon password" in mailbox and "evil.example" not in mailbox  # the forged host
