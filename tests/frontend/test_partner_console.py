@@ -3,13 +3,11 @@ finds and onboards a customer (its administrator invited), and imports its plant
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 from litestar import Litestar
 
-from tests.support.browser import browser_on
+from tests.support.browser import browser_on, csrf_token
 from tests.tenants.factories import World, auth
 
 pytestmark = pytest.mark.anyio
@@ -19,12 +17,6 @@ site,OSL,Oslo plant,
 line,OSL-L1,Line 1,OSL
 asset,OSL-P1,Press 1,OSL-L1
 """
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, page[:400]
-    return match.group(1)
 
 
 async def _partner_admin(app: Litestar, api: httpx.AsyncClient, world: World) -> httpx.AsyncClient:
@@ -44,7 +36,7 @@ async def _partner_admin(app: Litestar, api: httpx.AsyncClient, world: World) ->
     signed = await browser.post(
         "/login",
         data={
-            "csrf_token": _csrf(page.text),
+            "csrf_token": csrf_token(page.text),
             "email": "pat@alpha.example",
             "password": PASSWORD,
             "next": "/partner/customers",
@@ -62,7 +54,7 @@ async def test_onboard_a_customer_without_javascript(app: Litestar, api: httpx.A
     assert "No customer matches" in (await browser.get("/partner/customers", params={"q": "zzz"})).text
 
     form = await browser.get("/partner/customers/new")
-    token = _csrf(form.text)
+    token = csrf_token(form.text)
     # A slug that is taken: a clear message next to the form, nothing created, nobody invited.
     taken = await browser.post(
         "/partner/customers/new",
@@ -113,14 +105,14 @@ async def test_onboard_a_customer_without_javascript(app: Litestar, api: httpx.A
     broken = PLANT.replace(b"OSL-L1\n", b"GHOST\n")
     check = await browser.post(
         upload,
-        data={"csrf_token": _csrf(detail.text), "action": "import"},
+        data={"csrf_token": csrf_token(detail.text), "action": "import"},
         files={"file": ("plant.csv", broken, "text/csv")},
     )
     assert check.status_code == 200 and "problem(s) found; nothing was changed" in check.text
     assert "no line or site with external_id" in check.text
     ok = await browser.post(
         upload,
-        data={"csrf_token": _csrf(detail.text), "action": "import"},
+        data={"csrf_token": csrf_token(detail.text), "action": "import"},
         files={"file": ("plant.csv", PLANT, "text/csv")},
     )
     assert ok.status_code == 200 and "Imported" in ok.text
@@ -143,7 +135,7 @@ async def test_brand_editor_previews_refuses_and_saves(app: Litestar, api: httpx
     browser = await _partner_admin(app, api, world)
     editor = await browser.get("/partner/branding")
     assert editor.status_code == 200 and "htmx-2.0.11.min.js" in editor.text
-    token = _csrf(editor.text)
+    token = csrf_token(editor.text)
     form = {
         "csrf_token": token,
         "product_name": "Alpha Ops",

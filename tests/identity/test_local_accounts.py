@@ -15,16 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.identity.conftest import browser_on
+from tests.support.browser import csrf_token
 from tests.tenants.factories import World, auth
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "correct horse battery staple"
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, page[:500]
-    return match.group(1)
 
 
 async def _user(api: httpx.AsyncClient, world: World, email: str, **extra: Any) -> dict[str, Any]:
@@ -42,7 +37,7 @@ async def _login(browser: httpx.AsyncClient, email: str, password: str) -> httpx
     page = await browser.get("/login")
     return await browser.post(
         "/login",
-        data={"csrf_token": _csrf(page.text), "email": email, "password": password, "next": "/account"},
+        data={"csrf_token": csrf_token(page.text), "email": email, "password": password, "next": "/account"},
         follow_redirects=False,
     )
 
@@ -54,7 +49,7 @@ async def _sql(maker: async_sessionmaker[AsyncSession], statement: str, **params
         await session.execute(text(statement), params)
 
 
-async def test_password_sign_in_sessions_and_csrf(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
+async def test_password_sign_in_sessions_andcsrf_token(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
     await _user(api, world, "tess@acme.example", password=PASSWORD)
     async with browser_on(app, "andon.test") as phone, browser_on(app, "andon.test") as laptop:
         assert (await _login(phone, "tess@acme.example", PASSWORD)).status_code == 303
@@ -71,12 +66,12 @@ async def test_password_sign_in_sessions_and_csrf(app: Litestar, api: httpx.Asyn
         no_token = await laptop.delete("/api/v1/me/sessions")
         assert no_token.status_code == 403 and "CSRF" in no_token.json()["detail"]
         page = await laptop.get("/account")
-        revoked = await laptop.delete("/api/v1/me/sessions", headers={"X-CSRF-Token": _csrf(page.text)})
+        revoked = await laptop.delete("/api/v1/me/sessions", headers={"X-CSRF-Token": csrf_token(page.text)})
         assert revoked.json() == {"revoked": 1}
         assert (await phone.get("/api/v1/me")).status_code == 401  # signed out everywhere else
         assert (await laptop.get("/api/v1/me")).status_code == 200
 
-        out = await laptop.post("/logout", data={"csrf_token": _csrf(page.text)}, follow_redirects=False)
+        out = await laptop.post("/logout", data={"csrf_token": csrf_token(page.text)}, follow_redirects=False)
         assert out.status_code == 303 and out.headers["location"] == "/login?logged_out=true"
         assert (await laptop.get("/api/v1/me")).status_code == 401
 
@@ -105,13 +100,13 @@ async def test_invitation_single_use_and_expiry(
         assert link, mailbox.text[:800]
         path = f"/invitations/{link.group(1)}"
         page = await browser.get(path)
-        weak = await browser.post(path, data={"csrf_token": _csrf(page.text), "password": "short"})
+        weak = await browser.post(path, data={"csrf_token": csrf_token(page.text), "password": "short"})
         assert weak.status_code == 422 and "at least 12 characters" in weak.text
         ok = await browser.post(
-            path, data={"csrf_token": _csrf(page.text), "password": PASSWORD}, follow_redirects=False
+            path, data={"csrf_token": csrf_token(page.text), "password": PASSWORD}, follow_redirects=False
         )
         assert ok.status_code == 303
-        again = await browser.post(path, data={"csrf_token": _csrf(page.text), "password": PASSWORD + "!"})
+        again = await browser.post(path, data={"csrf_token": csrf_token(page.text), "password": PASSWORD + "!"})
         assert again.status_code == 422 and "already used or expired" in again.text
         assert (await _login(browser, "new@acme.example", PASSWORD)).status_code == 303
 
@@ -126,7 +121,9 @@ async def test_invitation_single_use_and_expiry(
         mailbox = await browser.get("/dev/mailbox")
         tokens = re.findall(r"/invitations/(\S+)", mailbox.text)
         page = await browser.get(f"/invitations/{tokens[0]}")
-        r = await browser.post(f"/invitations/{tokens[0]}", data={"csrf_token": _csrf(page.text), "password": PASSWORD})
+        r = await browser.post(
+            f"/invitations/{tokens[0]}", data={"csrf_token": csrf_token(page.text), "password": PASSWORD}
+        )
         assert r.status_code == 422 and "expired" in r.text
 
 
@@ -136,7 +133,7 @@ async def test_password_reset(app: Litestar, api: httpx.AsyncClient, world: Worl
         assert (await _login(old_device, "forgot@acme.example", PASSWORD)).status_code == 303
         page = await browser.get("/password-reset")
         for email in ("forgot@acme.example", "nobody@acme.example"):
-            r = await browser.post("/password-reset", data={"csrf_token": _csrf(page.text), "email": email})
+            r = await browser.post("/password-reset", data={"csrf_token": csrf_token(page.text), "email": email})
             assert "If that address has an account here" in r.text  # the same answer either way
         mailbox = await browser.get("/dev/mailbox")
         links = re.findall(r"/password-reset/(\S+)", mailbox.text)
@@ -145,7 +142,7 @@ async def test_password_reset(app: Litestar, api: httpx.AsyncClient, world: Worl
         new = PASSWORD + " 2"
         r = await browser.post(
             f"/password-reset/{links[0]}",
-            data={"csrf_token": _csrf(form.text), "password": new},
+            data={"csrf_token": csrf_token(form.text), "password": new},
             follow_redirects=False,
         )
         assert r.status_code == 303
@@ -159,28 +156,32 @@ async def test_totp_second_factor(app: Litestar, api: httpx.AsyncClient, world: 
     async with browser_on(app, "andon.test") as browser:
         assert (await _login(browser, "mfa@acme.example", PASSWORD)).status_code == 303
         account = await browser.get("/account")
-        setup = await browser.post("/account/totp/start", data={"csrf_token": _csrf(account.text)})
+        setup = await browser.post("/account/totp/start", data={"csrf_token": csrf_token(account.text)})
         secret = re.search(r"<p><code>([A-Z2-7]+)</code></p>", setup.text)
         assert secret
         totp = pyotp.TOTP(secret.group(1))
-        wrong = await browser.post("/account/totp/confirm", data={"csrf_token": _csrf(setup.text), "code": "000000"})
+        wrong = await browser.post(
+            "/account/totp/confirm", data={"csrf_token": csrf_token(setup.text), "code": "000000"}
+        )
         assert wrong.status_code == 422
         on = await browser.post(
-            "/account/totp/confirm", data={"csrf_token": _csrf(setup.text), "code": totp.now()}, follow_redirects=False
+            "/account/totp/confirm",
+            data={"csrf_token": csrf_token(setup.text), "code": totp.now()},
+            follow_redirects=False,
         )
         assert on.status_code == 303
-        await browser.post("/logout", data={"csrf_token": _csrf(account.text)})
+        await browser.post("/logout", data={"csrf_token": csrf_token(account.text)})
 
     async with browser_on(app, "andon.test") as browser:
         r = await _login(browser, "mfa@acme.example", PASSWORD)
         assert r.status_code == 303 and r.headers["location"] == "/login/totp"
         assert (await browser.get("/api/v1/me")).status_code == 401  # half signed in is not signed in
         page = await browser.get("/login/totp")
-        bad = await browser.post("/login/totp", data={"csrf_token": _csrf(page.text), "code": "123456"})
+        bad = await browser.post("/login/totp", data={"csrf_token": csrf_token(page.text), "code": "123456"})
         assert bad.status_code == 401 and "not valid" in bad.text
         code = pyotp.TOTP(secret.group(1)).at(__import__("time").time() + 30)  # the next step: unused
         ok = await browser.post(
-            "/login/totp", data={"csrf_token": _csrf(page.text), "code": code}, follow_redirects=False
+            "/login/totp", data={"csrf_token": csrf_token(page.text), "code": code}, follow_redirects=False
         )
         assert ok.status_code == 303 and ok.headers["location"] == "/account"
         assert (await browser.get("/api/v1/me")).status_code == 200
@@ -188,7 +189,7 @@ async def test_totp_second_factor(app: Litestar, api: httpx.AsyncClient, world: 
     async with browser_on(app, "andon.test") as browser:
         await _login(browser, "mfa@acme.example", PASSWORD)
         page = await browser.get("/login/totp")
-        replay = await browser.post("/login/totp", data={"csrf_token": _csrf(page.text), "code": code})
+        replay = await browser.post("/login/totp", data={"csrf_token": csrf_token(page.text), "code": code})
         assert replay.status_code == 401  # each code works once
 
 
@@ -225,20 +226,21 @@ async def test_second_factor_obeys_the_lockout(app: Litestar, api: httpx.AsyncCl
     async with browser_on(app, "andon.test") as browser:
         await _login(browser, "guess@acme.example", PASSWORD)
         account = await browser.get("/account")
-        setup = await browser.post("/account/totp/start", data={"csrf_token": _csrf(account.text)})
+        setup = await browser.post("/account/totp/start", data={"csrf_token": csrf_token(account.text)})
         secret = re.search(r"<p><code>([A-Z2-7]+)</code></p>", setup.text)
         assert secret
         await browser.post(
-            "/account/totp/confirm", data={"csrf_token": _csrf(setup.text), "code": pyotp.TOTP(secret.group(1)).now()}
+            "/account/totp/confirm",
+            data={"csrf_token": csrf_token(setup.text), "code": pyotp.TOTP(secret.group(1)).now()},
         )
     async with browser_on(app, "andon.test") as attacker:
         await _login(attacker, "guess@acme.example", PASSWORD)
         page = await attacker.get("/login/totp")
         for _ in range(5):
-            await attacker.post("/login/totp", data={"csrf_token": _csrf(page.text), "code": "000000"})
+            await attacker.post("/login/totp", data={"csrf_token": csrf_token(page.text), "code": "000000"})
         code = pyotp.TOTP(secret.group(1)).at(__import__("time").time() + 30)
         late = await attacker.post(
-            "/login/totp", data={"csrf_token": _csrf(page.text), "code": code}, follow_redirects=False
+            "/login/totp", data={"csrf_token": csrf_token(page.text), "code": code}, follow_redirects=False
         )
         assert late.status_code == 303 and late.headers["location"] == "/login"  # the half-session is gone
         assert (await attacker.get("/api/v1/me")).status_code == 401

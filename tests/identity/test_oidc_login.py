@@ -4,7 +4,6 @@ with its own provider on its own host name; and every way a sign-in must be refu
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.identity.conftest import Realm
 from tests.identity.conftest import browser_on as _browser
+from tests.support.browser import csrf_token
 from tests.support.oidc_provider import client_credentials_token, provider_login, provider_logout
 from tests.tenants.factories import World, auth
 
@@ -76,12 +76,6 @@ async def _sign_in(app: Litestar, realm: Realm, email: str, idp_id: str) -> tupl
     return browser, idp_browser
 
 
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match
-    return match.group(1)
-
-
 async def test_partner_and_customer_sign_in_on_their_own_hosts(
     app: Litestar, api: httpx.AsyncClient, world: World, realms: dict[str, Realm]
 ) -> None:
@@ -107,7 +101,7 @@ async def test_partner_and_customer_sign_in_on_their_own_hosts(
     assert (await sue.get(f"/api/v1/customers/{world.a.customer.customer_id}")).status_code == 404
 
     # Sign-out ends our session and the provider's, and comes back to the organisation's host.
-    out = await ada.post("/logout", data={"csrf_token": _csrf(account.text)}, follow_redirects=False)
+    out = await ada.post("/logout", data={"csrf_token": csrf_token(account.text)}, follow_redirects=False)
     assert out.status_code == 303 and out.headers["location"].startswith(realms["alpha"].issuer)
     back = await provider_logout(ada_idp, out.headers["location"])
     assert back.headers["location"].startswith(f"http://{realms['alpha'].host}/login?logged_out=true")
@@ -129,12 +123,12 @@ async def test_home_realm_discovery_by_email_domain(
         assert "/auth/oidc/" not in page.text  # the platform's own host offers no provider
         r = await browser.post(
             "/login",
-            data={"csrf_token": _csrf(page.text), "email": "sue@bravo-plant.example", "next": "/account"},
+            data={"csrf_token": csrf_token(page.text), "email": "sue@bravo-plant.example", "next": "/account"},
             follow_redirects=False,
         )
         assert r.status_code == 303 and r.headers["location"].startswith(f"/auth/oidc/{ids['bravo']}/start")
         local = await browser.post(
-            "/login", data={"csrf_token": _csrf(page.text), "email": "someone@elsewhere.example"}
+            "/login", data={"csrf_token": csrf_token(page.text), "email": "someone@elsewhere.example"}
         )
         assert 'name="password"' in local.text  # no provider claims the domain: ask for a password
 
@@ -281,7 +275,11 @@ async def test_provider_controls_linked_accounts_and_claims_are_exclusive(
         page = await other.get("/login")
         refused = await other.post(
             "/login",
-            data={"csrf_token": _csrf(page.text), "email": "sue@bravo-plant.example", "password": "a long local pass"},
+            data={
+                "csrf_token": csrf_token(page.text),
+                "email": "sue@bravo-plant.example",
+                "password": "a long local pass",
+            },
         )
         assert refused.status_code == 401 and "identity provider" in refused.text
     # Switching the provider off ends its sessions at once.
