@@ -69,17 +69,13 @@ def _expired(settings: Settings, name: str) -> Cookie:
     return _cookie(settings, name, "", max_age=0)
 
 
-def _page(state: State, template: str, **kwargs: Any) -> Template:
-    return page(template, **kwargs)
-
-
 def _anonymous_form(
     state: State, request: Request[Any, Any, Any], template: str, *, status: int = 200, **context: Any
 ) -> Template:
     """A public form with its double-submit token (kept if the browser already has one)."""
     token = request.cookies.get(PRE_CSRF_COOKIE) or secrets.token_urlsafe(24)
     cookie = _cookie(state.settings, PRE_CSRF_COOKIE, token, max_age=3600)
-    return _page(state, template, status=status, cookies=[cookie], csrf_token=token, **context)
+    return page(template, status=status, cookies=[cookie], csrf_token=token, **context)
 
 
 def _check_anonymous_csrf(request: Request[Any, Any, Any], form: dict[str, str]) -> None:
@@ -202,9 +198,7 @@ class SignInController(Controller):
         try:
             url = await login.start(idp_id, next_path=next, host=_host(request), login_hint=login_hint)
         except OidcError as exc:
-            return _page(
-                state, "auth/message.html", status=502, heading="Sign-in is unavailable", text=str(exc), error=True
-            )
+            return page("auth/message.html", status=502, heading="Sign-in is unavailable", text=str(exc), error=True)
         state_cookie = _cookie(state.settings, FLOW_COOKIE, urlsplit_state(url), max_age=600)
         return Redirect(url, status_code=303, cookies=[state_cookie])
 
@@ -221,12 +215,11 @@ class SignInController(Controller):
         query_state = request.query_params.get("state")
         if error or not code or not query_state:
             text = error_description or error or "the identity provider sent no authorization code"
-            return _page(state, "auth/message.html", status=400, heading="Sign-in failed", text=text, error=True)
+            return page("auth/message.html", status=400, heading="Sign-in failed", text=text, error=True)
         started_here = request.cookies.get(FLOW_COOKIE, "")
         if not hmac.compare_digest(started_here, query_state):
             # Without this, someone could finish their own sign-in in your browser (login CSRF).
-            return _page(
-                state,
+            return page(
                 "auth/message.html",
                 status=400,
                 heading="Sign-in failed",
@@ -238,7 +231,7 @@ class SignInController(Controller):
             signed_in = await login.callback(state=query_state, code=code, client=_client(request))
         except OidcError as exc:
             # The flow was marked used; that is committed, so a replayed callback fails the same way.
-            return _page(state, "auth/message.html", status=400, heading="Sign-in failed", text=str(exc), error=True)
+            return page("auth/message.html", status=400, heading="Sign-in failed", text=str(exc), error=True)
         return Redirect(
             signed_in.redirect_to,
             status_code=303,
@@ -308,7 +301,7 @@ class AccountPageController(Controller):
     async def account(
         self, db_session: DbSession, principal: Caller, state: State, message: FromQuery[str | None] = None
     ) -> Template:
-        return _page(state, "auth/account.html", message=message, **await self._context(db_session, principal))
+        return page("auth/account.html", message=message, **await self._context(db_session, principal))
 
     @post("/account/sessions/revoke-all", opt={"authenticated": True})
     async def revoke_all(self, db_session: DbSession, principal: Caller) -> Redirect:
@@ -322,14 +315,11 @@ class AccountPageController(Controller):
         user = context["user"]
         if user.totp_enabled:
             # Replacing an active second factor would quietly switch it off: refuse instead.
-            return _page(
-                state, "auth/account.html", status=409, error="Two-step verification is already on.", **context
-            )
+            return page("auth/account.html", status=409, error="Two-step verification is already on.", **context)
         secret = totp.new_secret()
         user.totp_secret_sealed = state.secretbox.seal(secret)
         user.totp_enabled = False
-        return _page(
-            state,
+        return page(
             "auth/account.html",
             totp_secret=secret,
             totp_uri=totp.provisioning_uri(secret, email=user.email, issuer="Andon"),
@@ -345,8 +335,7 @@ class AccountPageController(Controller):
         secret = state.secretbox.open(user.totp_secret_sealed)
         step = totp.verify(secret, data.get("code", ""), last_step=None)
         if step is None:
-            return _page(
-                state,
+            return page(
                 "auth/account.html",
                 status=422,
                 totp_secret=secret,
@@ -429,4 +418,4 @@ class TokenPagesController(Controller):
         if not state.settings.dev_mailbox:
             raise NotFoundError("not found")
         await IdentityLookup(db_session).enable()
-        return _page(state, "auth/mailbox.html", emails=await OutboxRepository(db_session).recent())
+        return page("auth/mailbox.html", emails=await OutboxRepository(db_session).recent())

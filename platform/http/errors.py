@@ -37,6 +37,11 @@ class ValidationFailedError(AndonError):
     type_slug = "validation-failed"
 
 
+def field_error(field: str, message: str) -> ValidationFailedError:
+    """A 422 about one field, in the shape every API error list uses."""
+    return ValidationFailedError(f"{field}: {message}", extra={"errors": [{"field": field, "message": message}]})
+
+
 class PermissionDeniedError(AndonError):
     status_code = 403
     title = "Forbidden"

@@ -22,7 +22,7 @@ from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.scope import apply_principal_scope
 from andon.platform.db.types import utcnow
-from andon.platform.http.errors import ConflictError, NotFoundError, ValidationFailedError
+from andon.platform.http.errors import ConflictError, NotFoundError, ValidationFailedError, field_error
 from andon.platform.identity import oidc
 from andon.platform.identity.models import IdentityProvider, LoginFlow, OneTimeToken, OutboundEmail, RoleGrant, User
 from andon.platform.identity.passwords import hash_password, password_problems
@@ -51,15 +51,11 @@ FLOW_MINUTES = 10
 CALLBACK_PATH = "/auth/oidc/callback"
 
 
-def _field_error(field: str, message: str) -> ValidationFailedError:
-    return ValidationFailedError(f"{field}: {message}", extra={"errors": [{"field": field, "message": message}]})
-
-
 def _check_roles(roles: Sequence[str], kind: OrgKind, granter: frozenset[str], field: str) -> None:
     try:
         check_grantable(list(roles), kind, granter)
     except UnknownRoleError as exc:
-        raise _field_error(field, str(exc)) from None
+        raise field_error(field, str(exc)) from None
 
 
 class UserAdmin:
@@ -113,19 +109,19 @@ class UserAdmin:
         _check_roles([g.role for g in grants], self.node.kind, self._granter(), "grants")
         scoped = [g for g in grants if g.site_id is not None]
         if scoped and len(scoped) != len(grants):
-            raise _field_error(
+            raise field_error(
                 "grants", "a person's roles are either for the whole customer or for chosen sites, not both"
             )
         for g in scoped:
             if not site_grantable(g.role):
-                raise _field_error(
+                raise field_error(
                     "grants", f"role '{g.role}' acts on the whole customer and cannot be limited to a site"
                 )
         rows: builtins.list[RoleGrant] = []
         for g in grants:
             if g.site_id is not None:
                 if self.node.kind is not OrgKind.CUSTOMER or g.site_id not in site_ids:
-                    raise _field_error("grants", f"site {g.site_id} is not a site of this customer")
+                    raise field_error("grants", f"site {g.site_id} is not a site of this customer")
                 rows.append(
                     RoleGrant(user_id=user_id, role=g.role, scope_kind="site", scope_id=g.site_id, source=source)
                 )
@@ -152,13 +148,13 @@ class UserAdmin:
             and self.principal.subject_kind is not SubjectKind.SYSTEM
         ):
             # Someone from the organisation above may invite people, never know their password.
-            raise _field_error("password", "people you add to another organisation are invited: leave the password out")
+            raise field_error("password", "people you add to another organisation are invited: leave the password out")
         if data.password is not None:
             problems = password_problems(
                 data.password, email=email, min_length=self.settings.security.min_password_length
             )
             if problems:
-                raise _field_error("password", "; ".join(problems))
+                raise field_error("password", "; ".join(problems))
         user = await self.repo.add(
             User(
                 email=email,
@@ -282,7 +278,7 @@ async def redeem_token(session: AsyncSession, settings: Settings, purpose: str, 
         raise ValidationFailedError("This link is invalid, already used or expired; ask for a new one")
     problems = password_problems(password, email=user.email, min_length=settings.security.min_password_length)
     if problems:
-        raise _field_error("password", "; ".join(problems))
+        raise field_error("password", "; ".join(problems))
     row.used_at = now
     user.password_hash = hash_password(password)
     user.status = "active"

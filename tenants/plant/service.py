@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from andon.platform.api.schemas import check_timezone
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
-from andon.platform.http.errors import ConflictError, NotFoundError, ValidationFailedError
+from andon.platform.http.errors import ConflictError, NotFoundError, field_error
 from andon.platform.tenancy.context import TenantContext
 from andon.tenants.plant.models import Area, Asset, Line, ShiftCalendar, Site
 from andon.tenants.plant.repository import (
@@ -27,12 +27,6 @@ from andon.tenants.plant.repository import (
 )
 
 PlantNode = Site | Area | Line | Asset | ShiftCalendar
-
-
-def field_error(field_name: str, message: str) -> ValidationFailedError:
-    return ValidationFailedError(
-        f"{field_name}: {message}", extra={"errors": [{"field": field_name, "message": message}]}
-    )
 
 
 @dataclass(frozen=True)
