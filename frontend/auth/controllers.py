@@ -18,7 +18,8 @@ from litestar.datastructures import Cookie, State
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from andon.frontend.pages import Form, page, wear_brand
+from andon.frontend.flash import redirect_with_notice
+from andon.frontend.pages import Form, page
 from andon.platform.config.settings import Settings
 from andon.platform.db.types import utcnow
 from andon.platform.http.errors import AndonError, NotFoundError, ValidationFailedError
@@ -86,7 +87,6 @@ def _check_anonymous_csrf(request: Request[Any, Any, Any], form: dict[str, str])
 
 
 class SignInController(Controller):
-    before_request = staticmethod(wear_brand)
     tags = ["Sign-in pages"]
     include_in_schema = False
 
@@ -279,7 +279,6 @@ class SignInController(Controller):
 
 
 class AccountPageController(Controller):
-    before_request = staticmethod(wear_brand)
     tags = ["Account pages"]
     include_in_schema = False
 
@@ -298,16 +297,14 @@ class AccountPageController(Controller):
         }
 
     @get("/account", opt={"authenticated": True})
-    async def account(
-        self, db_session: DbSession, principal: Caller, state: State, message: FromQuery[str | None] = None
-    ) -> Template:
-        return page("auth/account.html", message=message, **await self._context(db_session, principal))
+    async def account(self, db_session: DbSession, principal: Caller) -> Template:
+        return page("auth/account.html", **await self._context(db_session, principal))
 
     @post("/account/sessions/revoke-all", opt={"authenticated": True})
-    async def revoke_all(self, db_session: DbSession, principal: Caller) -> Redirect:
+    async def revoke_all(self, db_session: DbSession, principal: Caller, state: State) -> Redirect:
         assert principal.subject_id is not None
         count = await SessionRepository(db_session, principal.subject_id).revoke(utcnow(), keep=principal.session_id)
-        return Redirect(f"/account?message=Signed out of {count} other session(s).", status_code=303)
+        return redirect_with_notice(state.settings, "/account", f"Signed out of {count} other session(s).")
 
     @post("/account/totp/start", opt={"authenticated": True})
     async def totp_start(self, db_session: DbSession, principal: Caller, state: State) -> Template:
@@ -345,11 +342,10 @@ class AccountPageController(Controller):
             )
         user.totp_enabled = True
         user.totp_last_step = step
-        return Redirect("/account?message=Two-step verification is on.", status_code=303)
+        return redirect_with_notice(state.settings, "/account", "Two-step verification is on.")
 
 
 class TokenPagesController(Controller):
-    before_request = staticmethod(wear_brand)
     """Invitations and password resets: single-use links that set a password."""
 
     tags = ["Account pages"]

@@ -12,10 +12,12 @@ from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Body, FromQuery
-from litestar.response import Redirect, Response, Template
+from litestar.response import Response, Template
 
-from andon.frontend.pages import Form, page, wear_brand
+from andon.frontend.flash import redirect_with_notice
+from andon.frontend.pages import Form, page
 from andon.platform.auth.rbac import P
+from andon.platform.db.after_commit import after_commit
 from andon.platform.db.scope import discard_changes
 from andon.platform.db.types import utcnow
 from andon.platform.http.errors import AndonError, PermissionDeniedError
@@ -74,7 +76,6 @@ class PartnerConsoleController(Controller):
     path = "/partner"
     tags = ["Partner console"]
     include_in_schema = False
-    before_request = staticmethod(wear_brand)
     guards = [partner_staff_only]
 
     @get("/customers", opt={"permission": P.CUSTOMERS_READ})
@@ -149,8 +150,8 @@ class PartnerConsoleController(Controller):
                 errors=_field_errors(exc),
                 error=exc.detail,
             )
-        return Redirect(
-            f"/partner/customers/{customer.id}?message=Created; the invitation is on its way.", status_code=303
+        return redirect_with_notice(
+            state.settings, f"/partner/customers/{customer.id}", "Created; the invitation is on its way."
         )
 
     async def _detail(self, db_session: DbSession, principal: Principal, customer_id: Any, **context: Any) -> Template:
@@ -164,10 +165,8 @@ class PartnerConsoleController(Controller):
         return page("partner/customer.html", principal=principal, customer=customer, counts=counts, **context)
 
     @get("/customers/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_READ})
-    async def customer(
-        self, db_session: DbSession, principal: Caller, customer_id: PathId, message: FromQuery[str | None] = None
-    ) -> Template:
-        return await self._detail(db_session, principal, customer_id, message=message)
+    async def customer(self, db_session: DbSession, principal: Caller, customer_id: PathId) -> Template:
+        return await self._detail(db_session, principal, customer_id)
 
     @post("/customers/{customer_id:uuid}/plant", opt={"permission": P.ONBOARDING_IMPORT})
     async def import_plant(
@@ -220,7 +219,6 @@ class PartnerBrandingPageController(Controller):
     path = "/partner/branding"
     tags = ["Partner console"]
     include_in_schema = False
-    before_request = staticmethod(wear_brand)
     guards = [partner_staff_only]
 
     async def _render(
@@ -232,7 +230,6 @@ class PartnerBrandingPageController(Controller):
         status: int = 200,
         errors: dict[str, str] | None = None,
         error: str | None = None,
-        message: str | None = None,
     ) -> Template:
         return page(
             "partner/branding.html",
@@ -244,17 +241,16 @@ class PartnerBrandingPageController(Controller):
             contrast=contrast_checks(brand.primary_colour, brand.accent_colour),
             errors=errors or {},
             error=error,
-            message=message,
         )
 
     @get("/", opt={"permission": P.BRANDING_WRITE})
-    async def editor(self, db_session: DbSession, principal: Caller, message: FromQuery[str | None] = None) -> Template:
+    async def editor(self, db_session: DbSession, principal: Caller) -> Template:
         assert principal.partner_id is not None
         brand, hosts = await BrandingService(db_session, principal).get(principal.partner_id)
-        return await self._render(principal, brand, _brand_values(brand, hosts), message=message)
+        return await self._render(principal, brand, _brand_values(brand, hosts))
 
     @post("/", opt={"permission": P.BRANDING_WRITE})
-    async def submit(self, db_session: DbSession, principal: Caller, data: Form) -> Response[Any]:
+    async def submit(self, db_session: DbSession, principal: Caller, state: State, data: Form) -> Response[Any]:
         assert principal.partner_id is not None
         service = BrandingService(db_session, principal)
         current, _ = await service.get(principal.partner_id)
@@ -288,10 +284,11 @@ class PartnerBrandingPageController(Controller):
             )
         if dry_run:
             return await self._render(principal, brand, values)
-        return Redirect("/partner/branding?message=Saved: your customers see the new brand now.", status_code=303)
+        after_commit(db_session, state.brand_for_host.forget)
+        return redirect_with_notice(state.settings, "/partner/branding", "Saved: your customers see the new brand now.")
 
     @post("/logo", opt={"permission": P.BRANDING_WRITE})
-    async def logo(self, db_session: DbSession, principal: Caller, data: Upload) -> Response[Any]:
+    async def logo(self, db_session: DbSession, principal: Caller, state: State, data: Upload) -> Response[Any]:
         assert principal.partner_id is not None
         upload = data.get("logo")
         body = await upload.read() if isinstance(upload, UploadFile) else b""
@@ -309,7 +306,8 @@ class PartnerBrandingPageController(Controller):
                 errors={"logo": exc.detail},
                 error=exc.detail,
             )
-        return Redirect("/partner/branding?message=Logo updated.", status_code=303)
+        after_commit(db_session, state.brand_for_host.forget)
+        return redirect_with_notice(state.settings, "/partner/branding", "Logo updated.")
 
 
 def _preview_of(raw: dict[str, Any], current: Any) -> Any:

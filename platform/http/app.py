@@ -19,6 +19,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
+from andon.frontend.home import HomeController
+from andon.frontend.nav import nav_for
+from andon.frontend.pages import PageContextMiddleware, dress_error_page
 from andon.frontend.partner.controllers import PartnerBrandingPageController, PartnerConsoleController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
@@ -47,7 +50,7 @@ from andon.tenants.access.people import (
     PartnerUserController,
 )
 from andon.tenants.branding.controllers import BrandingController, PublicLogoController
-from andon.tenants.branding.service import brand_for_host, portal_url
+from andon.tenants.branding.service import BrandsByHost, portal_url
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.orgs.service import org_is_active
@@ -61,6 +64,7 @@ STATIC_DIR = Path(andon.__file__).resolve().parent / "frontend" / "static"
 def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
+        HomeController,
         SignInController,
         BrandingController,
         PublicLogoController,
@@ -112,6 +116,10 @@ def _integrity_conflict(request: Request[Any, Any, Any], exc: IntegrityError) ->
     return problem_response(request, 409, "the change conflicts with an existing record", slug="conflict")
 
 
+def _page_globals(engine: JinjaTemplateEngine) -> None:
+    engine.engine.globals["nav_for"] = nav_for
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -127,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # The kernel asks the tenants domain whether a caller's organisation is active.
             "org_active": org_is_active,
             # Pages ask the tenants domain which partner's brand a host name wears.
-            "brand_for_host": brand_for_host,
+            "brand_for_host": BrandsByHost(),
             "portal_url": portal_url,
         }
     )
@@ -150,13 +158,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[require_permission],
         middleware=[
             RequestContextMiddleware,
+            PageContextMiddleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict, DBAPIError: _database_refusal},
         openapi_config=openapi,
-        template_config=TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=_page_globals
+        ),
         request_max_body_size=settings.security.max_body_bytes,
         on_shutdown=[_dispose],
+        after_exception=[dress_error_page],
         debug=False,
         logging_config=None,  # configure_logging owns the log pipeline
     )

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.platform.db.after_commit import run_after_commit
 from andon.platform.db.scope import apply_principal_scope
 from andon.platform.http.errors import AuthenticationError
 from andon.platform.tenancy.principal import Principal
@@ -28,6 +29,7 @@ async def provide_db_session(request: Request[Any, Any, Any], state: State) -> A
             raise
         else:
             await session.commit()
+            run_after_commit(session)
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 
 from andon.platform.http.errors import AndonError
@@ -29,8 +29,10 @@ def problem_response(
     title: str | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[dict[str, Any]]:
+) -> Response[Any]:
     phrase = HTTPStatus(status).phrase
+    if _wants_page(request) and "brand" in request.scope.get("state", {}):
+        return _error_page(request, status, detail)
     body: dict[str, Any] = {
         "type": TYPE_BASE + (slug or phrase.lower().replace(" ", "-")),
         "title": title or phrase,
@@ -44,6 +46,15 @@ def problem_response(
     if extra:
         body.update(extra)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _error_page(request: Request[Any, Any, Any], status: int, detail: str) -> Response[Any]:
+    """A person at a page gets a page in the brand of the portal they are on, never JSON."""
+    return Template(
+        template_name="error.html",
+        context={"status": status, "detail": detail, "request_id": request.scope.get("state", {}).get("request_id")},
+        status_code=status,
+    )
 
 
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:

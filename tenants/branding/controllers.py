@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, put
+from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from andon.platform.auth.rbac import P
+from andon.platform.db.after_commit import after_commit
 from andon.platform.http.errors import NotFoundError
 from andon.platform.http.params import Caller, DbSession, Flag, PathId
 from andon.tenants.branding.schemas import BrandRead, BrandUpdate
@@ -31,17 +33,26 @@ class BrandingController(Controller):
         principal: Caller,
         partner_id: PathId,
         data: JSONBody[BrandUpdate],
+        state: State,
         dry_run: Flag = False,
     ) -> BrandRead:
         brand, hosts = await BrandingService(db_session, principal).update(partner_id, data, dry_run=dry_run)
+        if not dry_run:
+            after_commit(db_session, state.brand_for_host.forget)
         return brand_read(brand, hosts, partner_id)
 
     @put("/logo", opt={"permission": P.BRANDING_WRITE}, description="Body: the image (PNG, JPEG or WebP).")
     async def upload_logo(
-        self, request: Request[Any, Any, Any], db_session: DbSession, principal: Caller, partner_id: PathId
+        self,
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        principal: Caller,
+        partner_id: PathId,
+        state: State,
     ) -> BrandRead:
         service = BrandingService(db_session, principal)
         await service.set_logo(partner_id, await request.body())
+        after_commit(db_session, state.brand_for_host.forget)
         brand, hosts = await service.get(partner_id)
         return brand_read(brand, hosts, partner_id)
 

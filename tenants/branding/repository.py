@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from andon.platform.db.scope import allow_auth_lookup, lookup_window
 from andon.tenants.branding.models import PartnerBrand
@@ -24,7 +25,8 @@ class BrandRepository:
     async def all_for_host_lookup(self) -> Sequence[PartnerBrand]:
         """Every brand, to match a request's host name before anyone is known (public pages)."""
         await allow_auth_lookup(self.session)
-        stmt = select(PartnerBrand)  # andon: unscoped-ok (host routing of public pages)
+        # Host routing of public pages needs names and colours; the images stay in the database.
+        stmt = select(PartnerBrand).options(defer(PartnerBrand.logo_png))  # andon: unscoped-ok
         return (await self.session.execute(stmt)).scalars().all()
 
     async def hosts_of_others(self, partner_id: uuid.UUID) -> set[str]:

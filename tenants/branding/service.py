@@ -3,11 +3,13 @@ a request wears, by its host name."""
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
@@ -38,6 +40,8 @@ class Brand:
     support_email: str | None = None
     support_url: str | None = None
     partner_id: uuid.UUID | None = None
+    favicon_url: str | None = None
+    custom_css_url: str | None = None
 
     @property
     def css(self) -> str:
@@ -48,7 +52,7 @@ ANDON = Brand(DEFAULT_PRODUCT, DEFAULT_PRIMARY, DEFAULT_ACCENT)
 
 
 def _brand(row: PartnerBrand) -> Brand:
-    logo = f"/brand/{row.partner_id}/logo.png?v={row.logo_version}" if row.logo_png else None
+    logo = f"/brand/{row.partner_id}/logo.png?v={row.logo_version}" if row.logo_version else None
     return Brand(
         row.product_name,
         row.primary_colour,
@@ -186,14 +190,26 @@ class BrandingService:
         return _brand(row)
 
 
-async def brand_for_host(session: AsyncSession, host: str | None) -> Brand:
-    """The brand of the partner whose custom domain the request came to, else Andon's."""
-    name = (host or "").split(":", 1)[0].lower()
-    if name:
-        for row in await BrandRepository(session).all_for_host_lookup():
-            if name in row.hosts:
-                return _brand(row)
-    return ANDON
+class BrandsByHost:
+    """Which brand a host name wears, asked before every page. Each process keeps the whole
+    host-to-brand map for ``ttl`` seconds (a brand edit elsewhere shows within that), and forgets it
+    at once when a brand changes here."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self._hosts: dict[str, Brand] = {}
+        self._loaded_at = -math.inf
+
+    async def __call__(self, sessionmaker: async_sessionmaker[AsyncSession], host: str | None) -> Brand:
+        if time.monotonic() - self._loaded_at > self.ttl:
+            async with sessionmaker() as session, session.begin():
+                rows = await BrandRepository(session).all_for_host_lookup()
+                self._hosts = {h: _brand(row) for row in rows for h in row.hosts}
+            self._loaded_at = time.monotonic()
+        return self._hosts.get((host or "").split(":", 1)[0].lower(), ANDON)
+
+    def forget(self) -> None:
+        self._loaded_at = -math.inf
 
 
 async def logo_png(session: AsyncSession, partner_id: uuid.UUID) -> bytes | None:
