@@ -1,0 +1,19 @@
+"""The customer-admin console's pages, for the application factory to mount in one go."""
+
+from __future__ import annotations
+
+from litestar import Controller
+
+from andon.frontend.customer.api_keys import CustomerApiKeysPageController
+from andon.frontend.customer.audit import CustomerAuditPageController
+from andon.frontend.customer.plant import CustomerPlantPageController
+from andon.frontend.customer.sign_in import CustomerSignInPageController
+from andon.frontend.customer.users import CustomerUsersPageController
+
+CUSTOMER_CONSOLE: list[type[Controller]] = [
+    CustomerPlantPageController,
+    CustomerUsersPageController,
+    CustomerSignInPageController,
+    CustomerApiKeysPageController,
+    CustomerAuditPageController,
+]
