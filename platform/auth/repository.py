@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.auth.models import ApiKey
-from andon.platform.db.scope import allow_auth_lookup
+from andon.platform.db.scope import allow_auth_lookup, lookup_window
+from andon.platform.tenancy.principal import Principal
 
 
 class ApiKeyLookup:
@@ -50,3 +51,18 @@ class ApiKeyRepository:
         self.session.add(key)
         await self.session.flush()
         return key
+
+
+async def count_usable_keys(session: AsyncSession, principal: Principal, now: datetime) -> int:
+    """Keys that still authenticate (neither revoked nor expired) in every organisation, for the
+    operator's platform health page: a number that names no key and no owner. It runs in a lookup
+    window (rolled back with its savepoint), so the request's own scope stays narrow."""
+    if not principal.is_operator:
+        raise PermissionError("only the platform operator counts keys across organisations")
+    async with lookup_window(session):
+        stmt = (
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
+        )  # andon: unscoped-ok (operator's platform-wide count)
+        return int((await session.execute(stmt)).scalar_one())

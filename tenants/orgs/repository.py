@@ -43,8 +43,12 @@ class PartnerRepository:
     async def get(self, id_: uuid.UUID) -> Partner | None:
         return (await self.session.execute(self._select().where(Partner.id == id_))).scalar_one_or_none()
 
-    async def list(self, *, limit: int, offset: int, q: str | None = None) -> tuple[Sequence[Partner], int]:
-        where = [Partner.name.ilike(f"%{q}%")] if q else []
+    async def list(
+        self, *, limit: int, offset: int, q: str | None = None, status: str | None = None
+    ) -> tuple[Sequence[Partner], int]:
+        where: list[ColumnElement[bool]] = [Partner.name.ilike(f"%{q}%")] if q else []
+        if status:
+            where.append(Partner.status == status)
         rows = await self.session.execute(
             self._select().where(*where).order_by(Partner.name).limit(limit).offset(offset)
         )
@@ -59,13 +63,42 @@ class PartnerRepository:
         return (await self.session.execute(stmt)).first() is not None
 
     async def add(self, partner: Partner) -> Partner:
-        self.session.add(partner)
-        await self.session.flush()
+        """The unique index is the final judge of a slug raced by two writers; a savepoint keeps the
+        transaction usable when it says no."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(partner)
+                await self.session.flush()
+        except IntegrityError:
+            raise ConflictError(
+                f"a partner with slug '{partner.slug}' already exists",
+                extra={"errors": [{"field": "slug", "message": "already in use"}]},
+            ) from None
         return partner
 
     async def count_customers(self, partner_id: uuid.UUID) -> int:
         stmt = select(func.count()).select_from(Customer).where(Customer.partner_id == partner_id)
         return int((await self.session.execute(stmt)).scalar_one())
+
+    async def customer_counts(self, partner_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Customers per partner for a page of partners, in one query (a partner with none is absent)."""
+        if not partner_ids:
+            return {}
+        stmt = (
+            select(Customer.partner_id, func.count())
+            .where(_customer_reach(self.principal), Customer.partner_id.in_(list(partner_ids)))
+            .group_by(Customer.partner_id)
+        )
+        return {partner_id: int(n) for partner_id, n in (await self.session.execute(stmt)).all()}
+
+    async def count(self) -> tuple[int, int]:
+        """How many partners and customers the caller reaches: for the operator, the whole platform."""
+        partners = select(func.count()).select_from(Partner).where(_partner_reach(self.principal))
+        customers = select(func.count()).select_from(Customer).where(_customer_reach(self.principal))
+        return (
+            int((await self.session.execute(partners)).scalar_one()),
+            int((await self.session.execute(customers)).scalar_one()),
+        )
 
     async def delete(self, partner: Partner) -> None:
         await self.session.delete(partner)

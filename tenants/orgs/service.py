@@ -33,12 +33,25 @@ class PartnerService:
             raise NotFoundError(f"partner {partner_id} not found")
         return partner
 
-    async def list(self, *, limit: int, offset: int, q: str | None) -> tuple[Sequence[Partner], int]:
-        return await self.repo.list(limit=limit, offset=offset, q=q)
+    async def list(
+        self, *, limit: int, offset: int, q: str | None, status: str | None = None
+    ) -> tuple[Sequence[Partner], int]:
+        return await self.repo.list(limit=limit, offset=offset, q=q, status=status)
+
+    async def customer_counts(self, partner_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        counts = await self.repo.customer_counts(partner_ids)
+        return {partner_id: counts.get(partner_id, 0) for partner_id in partner_ids}
+
+    async def count(self) -> tuple[int, int]:
+        """Partners and customers within reach; only numbers, so the operator may see them platform-wide."""
+        return await self.repo.count()
 
     async def create(self, data: PartnerCreate) -> Partner:
         if await self.repo.slug_taken(data.slug):
-            raise ConflictError(f"a partner with slug '{data.slug}' already exists")
+            raise ConflictError(
+                f"a partner with slug '{data.slug}' already exists",
+                extra={"errors": [{"field": "slug", "message": "already in use"}]},
+            )
         partner = await self.repo.add(Partner(slug=data.slug, name=data.name, status="active"))
         await record(
             self.session,
