@@ -49,5 +49,7 @@ def read_flash(settings: Settings, token: str | None) -> str | None:
 
 def redirect_with_notice(settings: Settings, path: str, message: str) -> Redirect:
     """POST-redirect-GET to ``path`` (a local path, maybe with a query), showing ``message`` once."""
+    path, hash_, fragment = path.partition("#")
     joiner = "&" if "?" in path else "?"
-    return Redirect(f"{path}{joiner}{urlencode({'flash': flash_token(settings, message)})}", status_code=303)
+    query = urlencode({"flash": flash_token(settings, message)})
+    return Redirect(f"{path}{joiner}{query}{hash_}{fragment}", status_code=303)

@@ -30,6 +30,7 @@ async def dress_page(scope: Scope) -> None:
     app_state = scope["litestar_app"].state
     state["brand"] = await app_state.brand_for_host(app_state.sessionmaker, request.headers.get("host"))
     state["flash"] = read_flash(app_state.settings, request.query_params.get("flash"))
+    state["mark"] = await app_state.customer_mark(app_state.sessionmaker, scope.get("user"))
 
 
 class PageContextMiddleware:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -25,7 +26,7 @@ from andon.platform.db.types import utcnow
 from andon.platform.http.errors import AndonError, NotFoundError, ValidationFailedError
 from andon.platform.http.params import Caller, DbSession, PathId
 from andon.platform.identity import totp
-from andon.platform.identity.login import LoginRefused, PasswordLogin
+from andon.platform.identity.login import OTHER_PORTAL, LoginRefused, PasswordLogin, signs_in_here
 from andon.platform.identity.oidc import OidcError, end_session_url
 from andon.platform.identity.repository import IdentityLookup, OutboxRepository, SessionRepository
 from andon.platform.identity.service import (
@@ -37,6 +38,7 @@ from andon.platform.identity.service import (
 )
 from andon.platform.identity.sessions import ClientInfo, resolve_session
 from andon.platform.tenancy.principal import SubjectKind
+from andon.tenants.branding.service import email_brand
 
 PRE_CSRF_COOKIE = "andon_form"
 MFA_COOKIE = "andon_mfa"
@@ -140,7 +142,9 @@ class SignInController(Controller):
                 return Redirect(f"/auth/oidc/{idp.id}/start?{query}", status_code=303)
             return _anonymous_form(state, request, "auth/login.html", show_password=True, **form)
         try:
-            result = await PasswordLogin(db_session, state.settings).password(email, data["password"], _client(request))
+            result = await PasswordLogin(db_session, state.settings).password(
+                email, data["password"], _client(request), portal_partner_id=request.state.brand.partner_id
+            )
         except LoginRefused as refused:
             # Returned, not raised: the failed-attempt count must be committed for lockout to work.
             return _anonymous_form(
@@ -232,6 +236,8 @@ class SignInController(Controller):
         except OidcError as exc:
             # The flow was marked used; that is committed, so a replayed callback fails the same way.
             return page("auth/message.html", status=400, heading="Sign-in failed", text=str(exc), error=True)
+        if not signs_in_here(signed_in.user, request.state.brand.partner_id):
+            return page("auth/message.html", status=403, heading="Sign-in failed", text=OTHER_PORTAL, error=True)
         return Redirect(
             signed_in.redirect_to,
             status_code=303,
@@ -394,14 +400,13 @@ class TokenPagesController(Controller):
         self, request: Request[Any, Any, Any], db_session: DbSession, state: State, data: Form
     ) -> Template:
         _check_anonymous_csrf(request, data)
-        brand = request.state.brand
-        # The link goes to this host only when it is a partner's known portal (never a forged Host).
-        origin = (
-            state.portal_url(state.settings, _host(request) or "") if brand.partner_id else state.settings.http.base_url
-        )
-        await request_password_reset(
-            db_session, state.settings, data.get("email", ""), EmailBrand(brand.product_name, origin)
-        )
+
+        async def brand_of(partner_id: uuid.UUID | None) -> EmailBrand | None:
+            # The person's own partner speaks, with a link to its own portal, whichever portal the
+            # request came through (and never to an unknown Host header).
+            return await email_brand(db_session, partner_id, state.settings)
+
+        await request_password_reset(db_session, state.settings, data.get("email", ""), brand_of)
         return _anonymous_form(
             state,
             request,

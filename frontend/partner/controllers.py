@@ -27,12 +27,15 @@ from andon.platform.identity.service import UserAdmin
 from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.branding.contrast import is_hex_colour
+from andon.tenants.branding.customer_mark import CustomerMarkService
 from andon.tenants.branding.schemas import BrandUpdate
 from andon.tenants.branding.service import Brand, BrandingService, contrast_checks, email_brand
 from andon.tenants.onboarding.service import PlantImportService
 from andon.tenants.orgs.schemas import CustomerCreate
 from andon.tenants.orgs.service import CustomerService
+from andon.tenants.plant.schemas import ShiftCalendarCreate
 from andon.tenants.plant.service import PlantService
+from andon.tenants.plant.shift_text import ShiftTextError, format_days, parse_shifts
 
 PAGE_SIZE = 25
 Upload = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -70,6 +73,36 @@ def _field_errors(exc: AndonError) -> dict[str, str]:
         name = {"email": "admin_email", "display_name": "admin_name"}.get(str(e.get("field")), str(e.get("field")))
         mapped[name] = str(e.get("message"))
     return mapped
+
+
+PLANT_COUNTS = (("site", "sites"), ("line", "lines"), ("asset", "assets"), ("shift_calendar", "shift calendars"))
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    done: bool
+    hint: str
+
+
+def _checklist(customer: Any, counts: dict[str, int], people: list[Any]) -> list[Step]:
+    """Onboarding at a glance: what is done and what to do next."""
+    signed_in = any(u.last_login_at for u in people)
+    return [
+        Step("Customer created", True, ""),
+        Step(
+            "Its administrator has signed in",
+            signed_in,
+            "The invitation is pending; they sign in from its link." if people else "Invite an administrator.",
+        ),
+        Step(
+            "Partner access granted",
+            customer.partner_may_act(utcnow()),
+            "Its administrator turns it on; until then you see no plant data.",
+        ),
+        Step("Plant imported", counts.get("assets", 0) > 0, "Import sites, lines and assets from a CSV below."),
+        Step("Shift calendars set", counts.get("shift calendars", 0) > 0, "Add each site's shifts below."),
+    ]
 
 
 class PartnerConsoleController(Controller):
@@ -154,23 +187,101 @@ class PartnerConsoleController(Controller):
             state.settings, f"/partner/customers/{customer.id}", "Created; the invitation is on its way."
         )
 
-    async def _detail(self, db_session: DbSession, principal: Principal, customer_id: Any, **context: Any) -> Template:
+    async def _detail(
+        self, db_session: DbSession, principal: Principal, state: State, customer_id: Any, **context: Any
+    ) -> Template:
         customers = CustomerService(db_session, principal)
         customer = await customers.get(customer_id)
         counts: dict[str, int] = {}
+        calendars: list[Any] = []
+        sites: list[Any] = []
+        people: list[Any] = []
+        mark = None
         if customer.partner_may_act(utcnow()):
-            plant = PlantService(db_session, await customers.open_tenant(customer.id))
-            for kind, label in (("site", "sites"), ("line", "lines"), ("asset", "assets")):
+            tenant = await customers.open_tenant(customer.id)
+            plant = PlantService(db_session, tenant)
+            for kind, label in PLANT_COUNTS:
                 counts[label] = (await plant.list(kind, limit=1, offset=0))[1]
-        return page("partner/customer.html", principal=principal, customer=customer, counts=counts, **context)
+            sites = list((await plant.list("site", limit=200, offset=0))[0])
+            calendars = list((await plant.list("shift_calendar", limit=50, offset=0))[0])
+            node = OrgNode(kind=OrgKind.CUSTOMER, partner_id=tenant.partner_id, tenant=tenant)
+            people = list(
+                (await UserAdmin(db_session, principal, node, state.settings, None).list(limit=50, offset=0, q=None))[0]
+            )
+            mark = await CustomerMarkService(db_session, tenant).logo() is not None
+        return page(
+            "partner/customer.html",
+            principal=principal,
+            customer=customer,
+            counts=counts,
+            sites=sites,
+            calendars=[(c, [(sh, format_days(sh["days"])) for sh in c.shifts]) for c in calendars],
+            checklist=_checklist(customer, counts, people),
+            has_logo=mark,
+            **context,
+        )
 
     @get("/customers/{customer_id:uuid}", opt={"permission": P.CUSTOMERS_READ})
-    async def customer(self, db_session: DbSession, principal: Caller, customer_id: PathId) -> Template:
-        return await self._detail(db_session, principal, customer_id)
+    async def customer(self, db_session: DbSession, principal: Caller, state: State, customer_id: PathId) -> Template:
+        return await self._detail(db_session, principal, state, customer_id)
+
+    @post("/customers/{customer_id:uuid}/shift-calendars", opt={"permission": P.PLANT_WRITE})
+    async def add_shift_calendar(
+        self, db_session: DbSession, principal: Caller, state: State, customer_id: PathId, data: Form
+    ) -> Response[Any]:
+        """The wizard's shift step: one calendar per site, its shifts written one a line."""
+        values = {k: data.get(k, "").strip() for k in ("site_id", "name", "shifts")}
+        customers = CustomerService(db_session, principal)
+        tenant = await customers.open_tenant(customer_id)
+        try:
+            shifts = parse_shifts(values["shifts"])
+            create = msgspec.convert(
+                {"site_id": values["site_id"], "name": values["name"] or "Shifts", "shifts": shifts},
+                ShiftCalendarCreate,
+            )
+            await PlantService(db_session, tenant).create("shift_calendar", create)
+        except (ShiftTextError, msgspec.ValidationError, AndonError) as exc:
+            await discard_changes(db_session, principal)
+            if isinstance(exc, ShiftTextError):
+                errors = {"shifts": "; ".join(exc.problems)}
+            elif isinstance(exc, AndonError):
+                errors = _field_errors(exc) or {"shifts": exc.detail}
+            else:
+                errors = {"site_id" if "site_id" in str(exc) else "shifts": str(exc).split(" - at ")[0]}
+            return await self._detail(
+                db_session,
+                principal,
+                state,
+                customer_id,
+                status=422,
+                shift_values=values,
+                shift_errors=errors,
+            )
+        return redirect_with_notice(
+            state.settings, f"/partner/customers/{customer_id}#shifts", f"Shift calendar {create.name!r} added."
+        )
+
+    @post("/customers/{customer_id:uuid}/logo", opt={"permission": P.CUSTOMERS_WRITE})
+    async def customer_logo(
+        self, db_session: DbSession, principal: Caller, state: State, customer_id: PathId, data: Upload
+    ) -> Response[Any]:
+        """Per-customer sub-branding: the customer's logo inside the partner's shell."""
+        upload = data.get("logo")
+        body = await upload.read() if isinstance(upload, UploadFile) else b""
+        tenant = await CustomerService(db_session, principal).open_tenant(customer_id)
+        try:
+            await CustomerMarkService(db_session, tenant).set_logo(body)
+        except AndonError as exc:
+            await discard_changes(db_session, principal)
+            return await self._detail(
+                db_session, principal, state, customer_id, status=exc.status_code, logo_error=exc.detail
+            )
+        after_commit(db_session, lambda: state.customer_mark.forget(tenant.tenant_id))
+        return redirect_with_notice(state.settings, f"/partner/customers/{customer_id}", "Customer logo updated.")
 
     @post("/customers/{customer_id:uuid}/plant", opt={"permission": P.ONBOARDING_IMPORT})
     async def import_plant(
-        self, db_session: DbSession, principal: Caller, customer_id: PathId, data: Upload
+        self, db_session: DbSession, principal: Caller, state: State, customer_id: PathId, data: Upload
     ) -> Template:
         upload = data.get("file")
         body = await upload.read() if isinstance(upload, UploadFile) else b""
@@ -188,8 +299,8 @@ class PartnerConsoleController(Controller):
                 "summary": {},
                 "errors": exc.extra.get("errors", []),
             }
-            return await self._detail(db_session, principal, customer_id, report=report)
-        return await self._detail(db_session, principal, customer_id, report=report)
+            return await self._detail(db_session, principal, state, customer_id, status=422, report=report)
+        return await self._detail(db_session, principal, state, customer_id, report=report)
 
 
 BRAND_FIELDS = (
@@ -199,6 +310,12 @@ BRAND_FIELDS = (
     Field("support_email", "Support e-mail", required=False, type="email"),
     Field("support_url", "Support web page (https://…)", required=False),
     Field("hosts", "Your portal's host names, comma-separated", required=False),
+    Field(
+        "custom_css",
+        "Custom CSS (optional: typography, colours, spacing and borders; nothing that loads or moves things)",
+        required=False,
+        type="textarea",
+    ),
 )
 
 
@@ -210,6 +327,7 @@ def _brand_values(brand: Any, hosts: list[str]) -> dict[str, str]:
         "support_email": brand.support_email or "",
         "support_url": brand.support_url or "",
         "hosts": ", ".join(hosts),
+        "custom_css": brand.custom_css or "",
     }
 
 
@@ -262,6 +380,7 @@ class PartnerBrandingPageController(Controller):
             "support_email": values["support_email"] or None,
             "support_url": values["support_url"] or None,
             "hosts": [h.strip().lower() for h in values["hosts"].split(",") if h.strip()],
+            "custom_css": values["custom_css"] or None,
         }
         dry_run = data.get("action") != "save"
         try:
@@ -289,12 +408,24 @@ class PartnerBrandingPageController(Controller):
 
     @post("/logo", opt={"permission": P.BRANDING_WRITE})
     async def logo(self, db_session: DbSession, principal: Caller, state: State, data: Upload) -> Response[Any]:
+        return await self._upload(db_session, principal, state, data, "logo")
+
+    @post("/favicon", opt={"permission": P.BRANDING_WRITE})
+    async def favicon(self, db_session: DbSession, principal: Caller, state: State, data: Upload) -> Response[Any]:
+        return await self._upload(db_session, principal, state, data, "favicon")
+
+    async def _upload(
+        self, db_session: DbSession, principal: Principal, state: State, data: dict[str, Any], kind: str
+    ) -> Response[Any]:
         assert principal.partner_id is not None
-        upload = data.get("logo")
+        upload = data.get(kind)
         body = await upload.read() if isinstance(upload, UploadFile) else b""
         service = BrandingService(db_session, principal)
         try:
-            await service.set_logo(principal.partner_id, body)
+            if kind == "logo":
+                await service.set_logo(principal.partner_id, body)
+            else:
+                await service.set_favicon(principal.partner_id, body)
         except AndonError as exc:
             await discard_changes(db_session, principal)
             brand, hosts = await service.get(principal.partner_id)
@@ -303,11 +434,11 @@ class PartnerBrandingPageController(Controller):
                 brand,
                 _brand_values(brand, hosts),
                 status=exc.status_code,
-                errors={"logo": exc.detail},
+                errors={kind: exc.detail},
                 error=exc.detail,
             )
         after_commit(db_session, state.brand_for_host.forget)
-        return redirect_with_notice(state.settings, "/partner/branding", "Logo updated.")
+        return redirect_with_notice(state.settings, "/partner/branding", f"{kind.title()} updated.")
 
 
 def _preview_of(raw: dict[str, Any], current: Any) -> Any:

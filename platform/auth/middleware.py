@@ -17,6 +17,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from andon.platform.auth.keys import matches, split_key
 from andon.platform.auth.repository import ApiKeyLookup
 from andon.platform.db.types import utcnow
+from andon.platform.identity.login import OTHER_PORTAL, signs_in_here
 from andon.platform.identity.oidc import OidcError, unverified_target, validate_access_token
 from andon.platform.identity.principals import principal_at_node, principal_for_user
 from andon.platform.identity.repository import IdentityLookup
@@ -111,4 +112,9 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             principal = principal_for_user(user, await IdentityLookup(session).grants(user.id), login)
             if not await app_state.org_active(session, principal):
                 return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
+        # Cookies are per host, so this holds anyway unless a session cookie is carried to another
+        # partner's portal by hand; a session is good only on its own partner's portal.
+        brand = await app_state.brand_for_host(app_state.sessionmaker, connection.headers.get("host"))
+        if not signs_in_here(user, brand.partner_id):
+            return AuthenticationResult(user=None, auth=AuthFailure(OTHER_PORTAL))
         return AuthenticationResult(user=principal, auth=None)

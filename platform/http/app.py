@@ -19,8 +19,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
+from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
 from andon.frontend.home import HomeController
 from andon.frontend.nav import nav_for
+from andon.frontend.operator.health import OperatorHealthController
+from andon.frontend.operator.partners import OperatorPartnersController
 from andon.frontend.pages import PageContextMiddleware, dress_error_page
 from andon.frontend.partner.controllers import PartnerBrandingPageController, PartnerConsoleController
 from andon.platform.audit.controllers import AuditController
@@ -49,7 +52,13 @@ from andon.tenants.access.people import (
     PartnerIdentityProviderController,
     PartnerUserController,
 )
-from andon.tenants.branding.controllers import BrandingController, PublicLogoController
+from andon.tenants.branding.controllers import (
+    BrandingController,
+    CustomerMarkController,
+    CustomerMarkImageController,
+    PublicBrandAssetController,
+)
+from andon.tenants.branding.customer_mark import CustomerMarks
 from andon.tenants.branding.service import BrandsByHost, portal_url
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
@@ -67,10 +76,15 @@ def route_handlers() -> list[ControllerRouterHandler]:
         HomeController,
         SignInController,
         BrandingController,
-        PublicLogoController,
+        PublicBrandAssetController,
+        CustomerMarkController,
+        CustomerMarkImageController,
         AccountPageController,
         PartnerConsoleController,
         PartnerBrandingPageController,
+        OperatorPartnersController,
+        OperatorHealthController,
+        *CUSTOMER_CONSOLE,
         create_static_files_router(
             path="/static",
             directories=[STATIC_DIR],
@@ -136,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "org_active": org_is_active,
             # Pages ask the tenants domain which partner's brand a host name wears.
             "brand_for_host": BrandsByHost(),
+            "customer_mark": CustomerMarks(),
             "portal_url": portal_url,
         }
     )
@@ -157,9 +172,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         guards=[require_permission],
         middleware=[
-            RequestContextMiddleware,
-            PageContextMiddleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
+            PageContextMiddleware,  # after authentication: a customer's pages wear its own logo too
         ],
         exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict, DBAPIError: _database_refusal},
         openapi_config=openapi,
@@ -172,6 +186,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         logging_config=None,  # configure_logging owns the log pipeline
     )
+    # Outermost, around the router itself: an unknown address (which no route middleware sees) gets a
+    # request id and an access-log line too.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
     # The documentation pages are public; every other route must declare its permission.
     for route in app.routes:
         if isinstance(route, HTTPRoute) and route.path.startswith(OPENAPI_PATH):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import structlog
 from litestar import MediaType, Request, Response
@@ -52,9 +52,22 @@ def _error_page(request: Request[Any, Any, Any], status: int, detail: str) -> Re
     """A person at a page gets a page in the brand of the portal they are on, never JSON."""
     return Template(
         template_name="error.html",
-        context={"status": status, "detail": detail, "request_id": request.scope.get("state", {}).get("request_id")},
+        context={
+            "status": status,
+            "detail": detail,
+            "request_id": request.scope.get("state", {}).get("request_id"),
+            "back": _same_site_referrer(request),
+        },
         status_code=status,
     )
+
+
+def _same_site_referrer(request: Request[Any, Any, Any]) -> str | None:
+    """The page a refused form was sent from, as a local path, when it was on this same host."""
+    referrer = urlsplit(request.headers.get("referer", ""))
+    if referrer.netloc != request.headers.get("host") or not referrer.path.startswith("/"):
+        return None
+    return referrer.path
 
 
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:
@@ -87,7 +100,8 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     status = exc.status_code
     detail = exc.detail or HTTPStatus(status).phrase
     if status == 413:
-        detail = "The request body is larger than this endpoint accepts"
+        limit = request.app.state.settings.security.max_body_bytes
+        detail = f"The request is larger than this address accepts (at most {limit / 1024 / 1024:g} MB)"
     extra = exc.extra if isinstance(exc.extra, dict) else None
     return problem_response(request, status, detail, extra=extra, headers=exc.headers)
 

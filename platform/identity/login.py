@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,13 +33,26 @@ class LoginResult:
     needs_totp: bool
 
 
+OTHER_PORTAL = "This account signs in at its own organisation's portal, not this one"
+
+
+def signs_in_here(user: User, portal_partner_id: uuid.UUID | None) -> bool:
+    """A partner's portal is for that partner's people and its customers' people; the platform's
+    own host is for everyone."""
+    return portal_partner_id is None or user.partner_id == portal_partner_id
+
+
 class PasswordLogin:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
         self.settings = settings
         self.lookup = IdentityLookup(session)
 
-    async def password(self, email: str, password: str, client: ClientInfo) -> LoginResult:
+    async def password(
+        self, email: str, password: str, client: ClientInfo, *, portal_partner_id: uuid.UUID | None = None
+    ) -> LoginResult:
+        """``portal_partner_id``: the partner whose portal this is (None on the platform's own host);
+        only its own people, and its customers' people, sign in there."""
         await self.lookup.enable()
         user = await self.lookup.user_by_email(email.strip())
         now = utcnow()
@@ -54,6 +68,9 @@ class PasswordLogin:
             if user is not None and user.password_hash is not None:
                 await self._failed(user)
             raise LoginRefused(GENERIC_FAILURE)
+        if not signs_in_here(user, portal_partner_id):
+            # Said only after the password matched, so it tells nobody else that the account exists.
+            raise LoginRefused(OTHER_PORTAL)
         user.failed_logins = 0
         user.locked_until = None
         if user.password_hash and needs_rehash(user.password_hash):

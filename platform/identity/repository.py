@@ -23,6 +23,7 @@ from andon.platform.identity.models import (
     RoleGrant,
     User,
 )
+from andon.platform.tenancy.principal import Principal
 
 
 class IdentityLookup:
@@ -141,9 +142,11 @@ class UserRepository:
         return rows.scalars().all(), int(total.scalar_one())
 
     async def email_taken(self, email: str) -> bool:
-        # E-mail addresses are global (they route logins), so the probe looks everywhere.
+        # E-mail addresses are global (they route logins), so the probe looks everywhere, through the
+        # row-level-security policies too (a partner creating a customer cannot otherwise see its users).
         stmt = select(User.id).where(func.lower(User.email) == email.lower())  # andon: unscoped-ok (uniqueness)
-        return (await self.session.execute(stmt)).first() is not None
+        async with lookup_window(self.session):
+            return (await self.session.execute(stmt)).first() is not None
 
     async def add(self, user: User) -> User:
         self.session.add(user)
@@ -227,3 +230,16 @@ class OutboxRepository:
     async def recent(self, limit: int = 50) -> Sequence[OutboundEmail]:
         stmt = select(OutboundEmail).order_by(OutboundEmail.created_at.desc()).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
+
+
+async def count_all_users(session: AsyncSession, principal: Principal) -> int:
+    """Accounts in every organisation, for the operator's platform health page.
+
+    The operator never reads a customer's people, but how many accounts exist names nobody; the count
+    runs in a lookup window (rolled back with its savepoint), so the request's own scope stays narrow.
+    """
+    if not principal.is_operator:
+        raise PermissionError("only the platform operator counts accounts across organisations")
+    async with lookup_window(session):
+        stmt = select(func.count()).select_from(User)  # andon: unscoped-ok (operator's platform-wide count)
+        return int((await session.execute(stmt)).scalar_one())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -290,15 +290,19 @@ async def redeem_token(session: AsyncSession, settings: Settings, purpose: str, 
 
 
 async def request_password_reset(
-    session: AsyncSession, settings: Settings, email: str, brand: EmailBrand | None = None
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    brand_of: Callable[[uuid.UUID | None], Awaitable[EmailBrand | None]],
 ) -> None:
-    """Always looks the same to the caller; only a local account that exists gets an e-mail."""
+    """Always looks the same to the caller; only a local account that exists gets an e-mail, in the
+    brand ``brand_of`` gives for the account's partner."""
     lookup = IdentityLookup(session)
     await lookup.enable()
     user = await lookup.user_by_email(email.strip())
     if user is not None and user.status == "active" and user.idp_id is None:
         token = await issue_token(session, user, "reset", timedelta(hours=RESET_HOURS))
-        await send_email(session, settings, user, "reset", token, brand)
+        await send_email(session, settings, user, "reset", token, await brand_of(user.partner_id))
 
 
 class IdpAdmin:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from andon.platform.db.base import Base, RecordMixin
+from andon.platform.db.base import Base, RecordMixin, TenantOwnedMixin
 from andon.platform.db.types import JSONType
 
 
@@ -27,3 +27,18 @@ class PartnerBrand(RecordMixin, Base):
     hosts: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
     logo_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     logo_version: Mapped[int] = mapped_column(default=0, nullable=False)
+    favicon_png: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    favicon_version: Mapped[int] = mapped_column(default=0, server_default="0", nullable=False)
+    # Already reduced to the safe subset (see custom_css.py) when stored.
+    custom_css: Mapped[str | None] = mapped_column(Text, nullable=True)
+    css_version: Mapped[int] = mapped_column(default=0, server_default="0", nullable=False)
+
+
+class CustomerBrand(TenantOwnedMixin, Base):
+    """A customer's own logo, shown beside the partner's brand inside the partner's shell."""
+
+    __tablename__ = "customer_brands"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    logo_png: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    logo_version: Mapped[int] = mapped_column(default=1, nullable=False)

@@ -26,7 +26,9 @@ class BrandRepository:
         """Every brand, to match a request's host name before anyone is known (public pages)."""
         await allow_auth_lookup(self.session)
         # Host routing of public pages needs names and colours; the images stay in the database.
-        stmt = select(PartnerBrand).options(defer(PartnerBrand.logo_png))  # andon: unscoped-ok
+        stmt = select(PartnerBrand).options(
+            defer(PartnerBrand.logo_png), defer(PartnerBrand.favicon_png)
+        )  # andon: unscoped-ok
         return (await self.session.execute(stmt)).scalars().all()
 
     async def hosts_of_others(self, partner_id: uuid.UUID) -> set[str]:
@@ -36,11 +38,15 @@ class BrandRepository:
             rows = (await self.session.execute(stmt)).scalars().all()
             return {h for row in rows for h in row.hosts}
 
-    async def public_logo(self, partner_id: uuid.UUID) -> bytes | None:
-        """Logos are public (they appear on sign-in pages before anyone is known)."""
+    async def public_asset(self, partner_id: uuid.UUID, kind: str) -> bytes | str | None:
+        """Logos, favicons and custom CSS are public (sign-in pages show them before anyone is known)."""
+        column = {"logo": PartnerBrand.logo_png, "favicon": PartnerBrand.favicon_png, "css": PartnerBrand.custom_css}[
+            kind
+        ]
         await allow_auth_lookup(self.session)
-        stmt = select(PartnerBrand.logo_png).where(PartnerBrand.partner_id == partner_id)  # andon: unscoped-ok
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = select(column).where(PartnerBrand.partner_id == partner_id)  # andon: unscoped-ok
+        value: bytes | str | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return value
 
     async def add(self, brand: PartnerBrand) -> PartnerBrand:
         self.session.add(brand)

@@ -20,6 +20,8 @@ class BrandUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     support_email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)] | None = None
     support_url: Annotated[str, msgspec.Meta(pattern=r"^https://\S+$", max_length=500)] | None = None
     hosts: Annotated[list[Host], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
+    # Limited to safe properties (typography, colours, spacing, borders); anything else is refused.
+    custom_css: Annotated[str, msgspec.Meta(max_length=16384)] | None = None
 
 
 class ContrastCheck(msgspec.Struct, kw_only=True):
@@ -38,5 +40,7 @@ class BrandRead(msgspec.Struct, kw_only=True):
     support_url: str | None
     hosts: list[str]
     logo_url: str | None
+    favicon_url: str | None
+    custom_css: str | None
     css: str
     contrast: list[ContrastCheck]

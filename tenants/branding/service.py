@@ -18,13 +18,16 @@ from andon.platform.http.errors import ConflictError, ValidationFailedError
 from andon.platform.identity.service import EmailBrand
 from andon.platform.tenancy.principal import Principal
 from andon.tenants.branding.contrast import AA_NORMAL_TEXT, WHITE, contrast_ratio, darken_until_readable
-from andon.tenants.branding.images import sanitise_logo
+from andon.tenants.branding.custom_css import clean_css
+from andon.tenants.branding.images import sanitise_favicon, sanitise_logo
 from andon.tenants.branding.models import PartnerBrand
 from andon.tenants.branding.repository import BrandRepository
 from andon.tenants.branding.schemas import BrandRead, BrandUpdate, ContrastCheck
 from andon.tenants.orgs.service import PartnerService
 
 DEFAULT_PRODUCT = "Andon"
+# Images are audited by size and version (see set_image), not byte by byte.
+_NOT_AUDITED = frozenset({"created_at", "updated_at", "logo_png", "favicon_png"})
 DEFAULT_PRIMARY = "#1f4e79"
 DEFAULT_ACCENT = "#0b6e4f"
 
@@ -42,6 +45,7 @@ class Brand:
     partner_id: uuid.UUID | None = None
     favicon_url: str | None = None
     custom_css_url: str | None = None
+    custom_css: str | None = None
 
     @property
     def css(self) -> str:
@@ -52,15 +56,18 @@ ANDON = Brand(DEFAULT_PRODUCT, DEFAULT_PRIMARY, DEFAULT_ACCENT)
 
 
 def _brand(row: PartnerBrand) -> Brand:
-    logo = f"/brand/{row.partner_id}/logo.png?v={row.logo_version}" if row.logo_version else None
+    base = f"/brand/{row.partner_id}"
     return Brand(
         row.product_name,
         row.primary_colour,
         row.accent_colour,
-        logo,
+        f"{base}/logo.png?v={row.logo_version}" if row.logo_version else None,
         row.support_email,
         row.support_url,
         row.partner_id,
+        f"{base}/favicon.png?v={row.favicon_version}" if row.favicon_version else None,
+        f"{base}/custom.css?v={row.css_version}" if row.custom_css else None,
+        row.custom_css,
     )
 
 
@@ -87,6 +94,8 @@ def brand_read(brand: Brand, hosts: list[str], partner_id: uuid.UUID) -> BrandRe
         support_url=brand.support_url,
         hosts=hosts,
         logo_url=brand.logo_url,
+        favicon_url=brand.favicon_url,
+        custom_css=brand.custom_css,
         css=brand.css,
         contrast=contrast_checks(brand.primary_colour, brand.accent_colour),
     )
@@ -138,24 +147,32 @@ class BrandingService:
                 f"host name(s) {', '.join(clash)} already belong to another partner",
                 extra={"errors": [{"field": "hosts", "message": "already in use"}]},
             )
+        custom_css = clean_css(data.custom_css) if data.custom_css and data.custom_css.strip() else None
         row = await self.repo.for_partner(partner.id)
         if dry_run:
+            current = _brand(row) if row else None
             preview = Brand(
                 data.product_name,
                 data.primary_colour,
                 data.accent_colour,
-                _brand(row).logo_url if row else None,
+                current.logo_url if current else None,
                 data.support_email,
                 data.support_url,
                 partner.id,
+                current.favicon_url if current else None,
+                None,
+                custom_css,
             )
             return preview, hosts
-        before = snapshot(row, skip=frozenset({"created_at", "updated_at", "logo_png"})) if row else None
+        before = snapshot(row, skip=_NOT_AUDITED) if row else None
         if row is None:
             row = await self.repo.add(PartnerBrand(partner_id=partner.id, product_name=data.product_name))
         for name in ("product_name", "primary_colour", "accent_colour", "support_email", "support_url"):
             setattr(row, name, getattr(data, name))
         row.hosts = hosts
+        if custom_css != row.custom_css:
+            row.custom_css = custom_css
+            row.css_version += 1
         await self.session.flush()
         await record(
             self.session,
@@ -164,27 +181,33 @@ class BrandingService:
             target_type="partner_brand",
             target_id=partner.id,
             before=before,
-            after=snapshot(row, skip=frozenset({"created_at", "updated_at", "logo_png"})),
+            after=snapshot(row, skip=_NOT_AUDITED),
             partner_id=partner.id,
         )
         return _brand(row), hosts
 
     async def set_logo(self, partner_id: uuid.UUID, data: bytes) -> Brand:
+        return await self._set_image(partner_id, "logo", sanitise_logo(data))
+
+    async def set_favicon(self, partner_id: uuid.UUID, data: bytes) -> Brand:
+        return await self._set_image(partner_id, "favicon", sanitise_favicon(data))
+
+    async def _set_image(self, partner_id: uuid.UUID, kind: str, clean: bytes) -> Brand:
         partner = await PartnerService(self.session, self.principal).get(partner_id)
-        clean = sanitise_logo(data)
         row = await self.repo.for_partner(partner.id)
         if row is None:
             row = await self.repo.add(PartnerBrand(partner_id=partner.id, product_name=partner.name))
-        row.logo_png = clean
-        row.logo_version += 1
+        setattr(row, f"{kind}_png", clean)
+        version = getattr(row, f"{kind}_version") + 1
+        setattr(row, f"{kind}_version", version)
         await self.session.flush()
         await record(
             self.session,
             self.principal,
-            "branding.logo_changed",
+            f"branding.{kind}_changed",
             target_type="partner_brand",
             target_id=partner.id,
-            after={"bytes": len(clean), "version": row.logo_version},
+            after={"bytes": len(clean), "version": version},
             partner_id=partner.id,
         )
         return _brand(row)
@@ -212,8 +235,9 @@ class BrandsByHost:
         self._loaded_at = -math.inf
 
 
-async def logo_png(session: AsyncSession, partner_id: uuid.UUID) -> bytes | None:
-    return await BrandRepository(session).public_logo(partner_id)
+async def public_asset(session: AsyncSession, partner_id: uuid.UUID, kind: str) -> bytes | str | None:
+    """A brand's logo, favicon or custom CSS: public, because sign-in pages show them."""
+    return await BrandRepository(session).public_asset(partner_id, kind)
 
 
 async def email_brand(session: AsyncSession, partner_id: uuid.UUID | None, settings: Settings) -> EmailBrand | None:

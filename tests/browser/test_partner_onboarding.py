@@ -61,10 +61,10 @@ def test_partner_onboards_a_customer(browser: Any, dev_server: DevServer, tmp_pa
     csv.write_text(PLANT)
     page.get_by_label("Plant file (CSV)").set_input_files(str(csv))
     page.get_by_role("button", name="Check the file").click()
-    expect(page.get_by_text("The file is clean")).to_be_visible()
+    expect(page.get_by_role("heading", name="The file is clean")).to_be_visible()
     page.get_by_label("Plant file (CSV)").set_input_files(str(csv))
     page.get_by_role("button", name="Import").click()
-    expect(page.get_by_text("Imported")).to_be_visible()
+    expect(page.get_by_role("heading", name="Imported")).to_be_visible()
     assert "1 assets" in page.content()
     rows = page.locator("section table").first.locator("tbody tr").all_inner_texts()
     assert [r.split() for r in rows] == [

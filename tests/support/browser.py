@@ -21,3 +21,35 @@ def csrf_token(page: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert match, page[:400]
     return match.group(1)
+
+
+async def new_user_signed_in(
+    app: Litestar,
+    api: httpx.AsyncClient,
+    *,
+    users_url: str,
+    key: str,
+    email: str,
+    role: str,
+    host: str = "andon.test",
+    password: str = "correct horse battery staple",  # noqa: S107 - a test account
+) -> httpx.AsyncClient:
+    """A browser signed in as a new user with ``role``, created through the users API at ``users_url``."""
+    created = await api.post(
+        users_url,
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "email": email,
+            "display_name": email.split("@")[0].title(),
+            "password": password,
+            "grants": [{"role": role}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    browser = browser_on(app, host)
+    form = await browser.get("/login")
+    signed = await browser.post(
+        "/login", data={"csrf_token": csrf_token(form.text), "email": email, "password": password, "next": "/account"}
+    )
+    assert signed.status_code == 303, signed.text[:300]
+    return browser
