@@ -49,22 +49,36 @@ def _expiry(raw: str) -> datetime | None:
     return datetime.combine(date.fromisoformat(raw), time.min, tzinfo=UTC)
 
 
+KEY_STATES = ("active", "expired", "revoked")
+
+
 class CustomerApiKeysPageController(CustomerConsoleController):
     path = "/admin/api-keys"
 
     @get("/", opt={"permission": P.API_KEYS_READ})
     async def keys(
-        self, db_session: DbSession, principal: Caller, tenant: Tenant, offset: FromQuery[int] = 0
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        tenant: Tenant,
+        offset: FromQuery[int] = 0,
+        q: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
     ) -> Template:
         offset = first_row(offset)
-        rows, total = await _keys(db_session, principal, tenant).list(limit=PAGE_SIZE, offset=offset)
+        q = (q or "").strip()[:200] or None
+        chosen = status if status in KEY_STATES else None
+        rows, total = await _keys(db_session, principal, tenant).list(limit=PAGE_SIZE, offset=offset, q=q, state=chosen)
         return page(
             "customer/api_keys.html",
             principal=principal,
             keys=rows,
             total=total,
             now=datetime.now(UTC),
-            **pager(offset),
+            q=q,
+            chosen=chosen,
+            statuses=KEY_STATES,
+            **pager(offset, q=q, status=chosen),
         )
 
     @get("/new", opt={"permission": P.API_KEYS_WRITE})

@@ -10,7 +10,7 @@ from litestar.response import Template
 
 from andon.frontend.customer.console import PAGE_SIZE, CustomerConsoleController, first_row, pager
 from andon.frontend.pages import page
-from andon.platform.audit.service import list_chain
+from andon.platform.audit.service import list_chain, target_types
 from andon.platform.auth.rbac import P
 from andon.platform.http.params import Caller, DbSession, Tenant
 
@@ -44,12 +44,36 @@ class CustomerAuditPageController(CustomerConsoleController):
 
     @get("/", opt={"permission": P.AUDIT_READ})
     async def trail(
-        self, db_session: DbSession, principal: Caller, tenant: Tenant, offset: FromQuery[int] = 0
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        tenant: Tenant,
+        offset: FromQuery[int] = 0,
+        record: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
     ) -> Template:
         offset = first_row(offset)
+        kinds = await target_types(db_session, tenant=tenant, principal=principal)
+        record = record if record in kinds else None
+        q = (q or "").strip()[:80] or None
         # One row more than a page says whether there is a next page without counting the chain.
-        rows = await list_chain(db_session, tenant=tenant, principal=principal, limit=PAGE_SIZE + 1, offset=offset)
+        rows = await list_chain(
+            db_session,
+            tenant=tenant,
+            principal=principal,
+            limit=PAGE_SIZE + 1,
+            offset=offset,
+            target_type=record,
+            action=q,
+        )
         entries = [(e, changes(e.before, e.after)) for e in rows[:PAGE_SIZE]]
         return page(
-            "customer/audit.html", principal=principal, entries=entries, has_next=len(rows) > PAGE_SIZE, **pager(offset)
+            "customer/audit.html",
+            principal=principal,
+            entries=entries,
+            has_next=len(rows) > PAGE_SIZE,
+            kinds=kinds,
+            record=record,
+            q=q,
+            **pager(offset, record=record, q=q),
         )

@@ -26,11 +26,10 @@ from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.branding.service import BrandingService, email_brand
 from andon.tenants.orgs.models import Partner
-from andon.tenants.orgs.schemas import PartnerCreate, PartnerUpdate
+from andon.tenants.orgs.schemas import ORG_STATUSES, PartnerCreate, PartnerUpdate
 from andon.tenants.orgs.service import PartnerService
 
 PAGE_SIZE = 25
-STATUSES = ("active", "suspended")
 MAX_SEARCH = 200
 
 
@@ -120,7 +119,7 @@ class OperatorPartnersController(Controller):
         offset: FromQuery[int] = 0,
     ) -> Template:
         q = (q or "").strip()[:MAX_SEARCH] or None
-        chosen = status if status in STATUSES else None
+        chosen = status if status in ORG_STATUSES else None
         offset = max(0, offset)
         service = PartnerService(db_session, principal)
         rows, total = await service.list(limit=PAGE_SIZE, offset=offset, q=q, status=chosen)
@@ -133,7 +132,7 @@ class OperatorPartnersController(Controller):
             total=total,
             q=q,
             chosen=chosen,
-            statuses=STATUSES,
+            statuses=ORG_STATUSES,
             offset=offset,
             previous_url=_listing_url(q, chosen, max(offset - PAGE_SIZE, 0)) if offset > 0 else None,
             next_url=_listing_url(q, chosen, offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,

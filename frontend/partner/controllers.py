@@ -31,7 +31,7 @@ from andon.tenants.branding.customer_mark import CustomerMarkService
 from andon.tenants.branding.schemas import BrandUpdate
 from andon.tenants.branding.service import Brand, BrandingService, contrast_checks, email_brand
 from andon.tenants.onboarding.service import PlantImportService
-from andon.tenants.orgs.schemas import CustomerCreate
+from andon.tenants.orgs.schemas import ORG_STATUSES, CustomerCreate
 from andon.tenants.orgs.service import CustomerService
 from andon.tenants.plant.schemas import ShiftCalendarCreate
 from andon.tenants.plant.service import PlantService
@@ -113,11 +113,17 @@ class PartnerConsoleController(Controller):
 
     @get("/customers", opt={"permission": P.CUSTOMERS_READ})
     async def customers(
-        self, db_session: DbSession, principal: Caller, q: FromQuery[str | None] = None, offset: FromQuery[int] = 0
+        self,
+        db_session: DbSession,
+        principal: Caller,
+        q: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
     ) -> Template:
         offset = max(0, offset)
+        chosen = status if status in ORG_STATUSES else None
         rows, total = await CustomerService(db_session, principal).list(
-            limit=PAGE_SIZE, offset=offset, q=q or None, partner_id=None
+            limit=PAGE_SIZE, offset=offset, q=q or None, partner_id=None, status=chosen
         )
         return page(
             "partner/customers.html",
@@ -125,6 +131,8 @@ class PartnerConsoleController(Controller):
             customers=rows,
             total=total,
             q=q,
+            chosen=chosen,
+            statuses=ORG_STATUSES,
             offset=offset,
             limit=PAGE_SIZE,
         )

@@ -39,15 +39,22 @@ class AuditRepository:
         self.session.add(entry)
         await self.session.flush()
 
-    async def list_chain(self, chain: str, *, limit: int, offset: int) -> Sequence[AuditEntry]:
-        stmt = (
-            select(AuditEntry)
-            .where(AuditEntry.chain == chain)
-            .order_by(AuditEntry.seq.desc())
-            .limit(limit)
-            .offset(offset)
-        )
+    async def list_chain(
+        self, chain: str, *, limit: int, offset: int, target_type: str | None = None, action: str | None = None
+    ) -> Sequence[AuditEntry]:
+        stmt = select(AuditEntry).where(AuditEntry.chain == chain)
+        if target_type:
+            stmt = stmt.where(AuditEntry.target_type == target_type)
+        if action:
+            stmt = stmt.where(AuditEntry.action.ilike(f"%{action}%"))
+        stmt = stmt.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def target_types(self, chain: str) -> list[str]:
+        stmt = (
+            select(AuditEntry.target_type).where(AuditEntry.chain == chain).distinct().order_by(AuditEntry.target_type)
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
 
     async def heads(self) -> Sequence[AuditChainHead]:
         return (await self.session.execute(select(AuditChainHead))).scalars().all()

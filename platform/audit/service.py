@@ -61,13 +61,31 @@ async def record(
     return entry
 
 
-async def list_chain(
-    session: AsyncSession, *, tenant: TenantContext | None, principal: Principal, limit: int, offset: int
-) -> Sequence[AuditEntry]:
-    """Newest first, from the caller's own chain (or the tenant's, once reach is checked)."""
+def _own_chain(tenant: TenantContext | None, principal: Principal) -> str:
     partner = tenant.partner_id if tenant else principal.partner_id
-    chain = chain_for(tenant_id=tenant.tenant_id if tenant else None, partner_id=partner)
-    return await AuditRepository(session).list_chain(chain, limit=limit, offset=offset)
+    return chain_for(tenant_id=tenant.tenant_id if tenant else None, partner_id=partner)
+
+
+async def list_chain(
+    session: AsyncSession,
+    *,
+    tenant: TenantContext | None,
+    principal: Principal,
+    limit: int,
+    offset: int,
+    target_type: str | None = None,
+    action: str | None = None,
+) -> Sequence[AuditEntry]:
+    """Newest first, from the caller's own chain (or the tenant's, once reach is checked); optionally
+    only one kind of record, or actions containing ``action``."""
+    return await AuditRepository(session).list_chain(
+        _own_chain(tenant, principal), limit=limit, offset=offset, target_type=target_type, action=action
+    )
+
+
+async def target_types(session: AsyncSession, *, tenant: TenantContext | None, principal: Principal) -> list[str]:
+    """The kinds of record the caller's chain speaks of (the choices of a filter)."""
+    return await AuditRepository(session).target_types(_own_chain(tenant, principal))
 
 
 @dataclass(frozen=True, slots=True)

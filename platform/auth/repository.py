@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.auth.models import ApiKey
 from andon.platform.db.scope import allow_auth_lookup, lookup_window
+from andon.platform.db.types import utcnow
 from andon.platform.tenancy.principal import Principal
 
 
@@ -40,11 +41,25 @@ class ApiKeyRepository:
         stmt = select(ApiKey).where(self.owner, ApiKey.id == key_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
+    async def list(
+        self, *, limit: int, offset: int, q: str | None = None, state: str | None = None, now: datetime | None = None
+    ) -> tuple[Sequence[ApiKey], int]:
+        """``q``: in the name or the prefix; ``state``: active, revoked or expired (as of ``now``)."""
+        where: list[ColumnElement[bool]] = [self.owner]
+        if q:
+            where.append(or_(ApiKey.name.ilike(f"%{q}%"), ApiKey.prefix.ilike(f"%{q}%")))
+        moment = now or utcnow()
+        live = or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > moment)
+        if state == "revoked":
+            where.append(ApiKey.revoked_at.is_not(None))
+        elif state == "expired":
+            where += [ApiKey.revoked_at.is_(None), ApiKey.expires_at <= moment]
+        elif state == "active":
+            where += [ApiKey.revoked_at.is_(None), live]
         rows = await self.session.execute(
-            select(ApiKey).where(self.owner).order_by(ApiKey.id.desc()).limit(limit).offset(offset)
+            select(ApiKey).where(*where).order_by(ApiKey.id.desc()).limit(limit).offset(offset)
         )
-        total = await self.session.execute(select(func.count()).select_from(ApiKey).where(self.owner))
+        total = await self.session.execute(select(func.count()).select_from(ApiKey).where(*where))
         return rows.scalars().all(), int(total.scalar_one())
 
     async def add(self, key: ApiKey) -> ApiKey:

@@ -75,8 +75,10 @@ class ApiKeyService:
             raise NotFoundError(f"API key {key_id} not found")
         return key
 
-    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[ApiKey], int]:
-        return await self.repo.list(limit=limit, offset=offset)
+    async def list(
+        self, *, limit: int, offset: int, q: str | None = None, state: str | None = None
+    ) -> tuple[Sequence[ApiKey], int]:
+        return await self.repo.list(limit=limit, offset=offset, q=q, state=state)
 
     async def revoke(self, key_id: uuid.UUID) -> ApiKey:
         key = await self.get(key_id)

@@ -118,11 +118,19 @@ class CustomerRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list(
-        self, *, limit: int, offset: int, q: str | None = None, partner_id: uuid.UUID | None = None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        q: str | None = None,
+        partner_id: uuid.UUID | None = None,
+        status: str | None = None,
     ) -> tuple[Sequence[Customer], int]:
         where: list[ColumnElement[bool]] = []
         if q:
             where.append(Customer.name.ilike(f"%{q}%"))
+        if status:
+            where.append(Customer.status == status)
         if partner_id:
             where.append(Customer.partner_id == partner_id)
         rows = await self.session.execute(

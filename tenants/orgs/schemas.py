@@ -18,6 +18,7 @@ Slug = Annotated[
     ),
 ]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ORG_STATUSES = ("active", "suspended")
 Status = Annotated[str, msgspec.Meta(pattern=r"^(active|suspended)$")]
 TimeZoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="IANA time zone")]
 

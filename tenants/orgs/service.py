@@ -124,9 +124,9 @@ class CustomerService:
         return TenantContext(tenant_id=tenant_id, partner_id=customer.partner_id, principal=self.principal)
 
     async def list(
-        self, *, limit: int, offset: int, q: str | None, partner_id: uuid.UUID | None
+        self, *, limit: int, offset: int, q: str | None, partner_id: uuid.UUID | None, status: str | None = None
     ) -> tuple[Sequence[Customer], int]:
-        return await self.repo.list(limit=limit, offset=offset, q=q, partner_id=partner_id)
+        return await self.repo.list(limit=limit, offset=offset, q=q, partner_id=partner_id, status=status)
 
     async def _target_partner(self, requested: uuid.UUID | None) -> uuid.UUID:
         if self.principal.org_kind is OrgKind.PARTNER and self.principal.partner_id is not None:

@@ -249,6 +249,10 @@ async def test_api_key_secret_is_shown_once_then_only_its_prefix(
     await _created(ada, f"/admin/api-keys/{row.group(1)}/revoke", {"csrf_token": token})
     assert (await api.get(sites, headers=auth(key))).status_code == 401
     assert "revoked" in (await ada.get(f"/admin/api-keys/{row.group(1)}")).text
+    revoked = (await ada.get("/admin/api-keys", params={"status": "revoked", "q": "line 3"})).text
+    assert "Line 3 gateway" in revoked and "1 key(s) matching" in revoked
+    assert "Line 3 gateway" not in (await ada.get("/admin/api-keys", params={"status": "active"})).text
+    assert "No key matches" in (await ada.get("/admin/api-keys", params={"q": row.group(2)[:6] + "zz"})).text
 
 
 async def test_sites_and_assets_are_created_edited_found_and_paged(
@@ -318,7 +322,11 @@ async def test_auditor_reads_the_trail_and_the_plant_but_writes_nothing(
 
     trail = await auditor.get("/admin/audit")
     assert trail.status_code == 200 and "site.created" in trail.text and ADA in trail.text
-    assert "Audited site" in trail.text and "<form" not in trail.text.split("<main", 1)[1]
+    assert "Audited site" in trail.text and 'method="post"' not in trail.text.split("<main", 1)[1]
+    only_sites = (await auditor.get("/admin/audit", params={"record": "site", "q": "created"})).text
+    assert "site.created" in only_sites and "user.created" not in only_sites
+    assert '<option value="site" selected>' in only_sites
+    assert "No entry matches" in (await auditor.get("/admin/audit", params={"q": "no-such-action"})).text
     sites = await auditor.get("/admin/plant")
     assert sites.status_code == 200 and "Audited site" in sites.text
     assert "/admin/plant/sites/new" not in sites.text

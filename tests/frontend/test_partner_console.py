@@ -52,6 +52,10 @@ async def test_onboard_a_customer_without_javascript(app: Litestar, api: httpx.A
     assert listing.status_code == 200 and "alpha-customer".title() in listing.text
     assert world.b.customer.slug.title() not in listing.text  # never another partner's customers
     assert "No customer matches" in (await browser.get("/partner/customers", params={"q": "zzz"})).text
+    suspended = await browser.get("/partner/customers", params={"status": "suspended"})
+    assert "No customer matches among the suspended ones" in suspended.text
+    active = (await browser.get("/partner/customers", params={"status": "active"})).text
+    assert "alpha-customer".title() in active and '<option value="active" selected>' in active
 
     form = await browser.get("/partner/customers/new")
     token = csrf_token(form.text)
