@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from andon.platform.config.settings import DatabaseSettings, Environment, RedisSettings, Settings
+from andon.platform.config.settings import DatabaseSettings, Environment, RedisSettings, Settings, WorkerSettings
 from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.http.app import create_app
@@ -65,14 +65,17 @@ def db_settings(db_template: DatabaseSettings, tmp_path: Path) -> Iterator[Datab
 
 
 @pytest.fixture
-def settings(db_settings: DatabaseSettings, tmp_path: Path) -> Settings:
+def settings(db_settings: DatabaseSettings, tmp_path: Path, worker_id: str) -> Settings:
     return Settings(
         environment=Environment.TEST,
         data_dir=tmp_path,
         log_level="WARNING",
         dev_mailbox=True,
         database=db_settings,
-        redis=RedisSettings(url=REDIS_URL),
+        # Each xdist worker has its own queues, so no worker takes another's messages.
+        redis=RedisSettings(url=REDIS_URL, namespace=f"andon-test-{worker_id}"),
+        # Tests drive the outbox relay and the worker themselves (tests/support/workers.py).
+        workers=WorkerSettings(in_process=False),
     )
 
 

@@ -30,6 +30,8 @@ class P:
     IDENTITY_READ = "identity:read"
     IDENTITY_WRITE = "identity:write"
     BRANDING_WRITE = "branding:write"
+    EVENTS_READ = "events:read"
+    EVENTS_WRITE = "events:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -85,6 +87,8 @@ ROLES: dict[str, Role] = {
             *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
+            P.EVENTS_READ,
+            P.EVENTS_WRITE,
         ),
         _role(
             "partner_engineer",
@@ -95,6 +99,8 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_READ,
             P.PLANT_READ,
             P.ROLES_READ,
+            P.EVENTS_READ,
+            P.EVENTS_WRITE,
         ),
         _role(
             "partner_support",
@@ -105,6 +111,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_READ,
             P.PLANT_READ,
             P.ROLES_READ,
+            P.EVENTS_READ,
         ),
         _role(
             "customer_admin",
@@ -118,6 +125,8 @@ ROLES: dict[str, Role] = {
             *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
+            P.EVENTS_READ,
+            P.EVENTS_WRITE,
         ),
         _role(
             "plant_supervisor",
@@ -126,6 +135,7 @@ ROLES: dict[str, Role] = {
             "Runs a shift: sees incidents and plant structure.",
             P.CUSTOMERS_READ,
             P.PLANT_READ,
+            P.EVENTS_READ,
         ),
         _role(
             "technician",
@@ -134,6 +144,7 @@ ROLES: dict[str, Role] = {
             "Works the tasks assigned to them.",
             P.CUSTOMERS_READ,
             P.PLANT_READ,
+            P.EVENTS_READ,
         ),
         _role(
             "quality_engineer",
@@ -142,6 +153,7 @@ ROLES: dict[str, Role] = {
             "Handles deviations and containment.",
             P.CUSTOMERS_READ,
             P.PLANT_READ,
+            P.EVENTS_READ,
         ),
         _role(
             "finance",
@@ -159,13 +171,15 @@ ROLES: dict[str, Role] = {
             P.PLANT_READ,
             P.AUDIT_READ,
             P.ROLES_READ,
+            P.EVENTS_READ,
         ),
         _role(
             "ingest",
             "Machine ingest",
             OrgKind.CUSTOMER,
-            "Least privilege for gateways and integrations that only read plant structure.",
+            "Least privilege for gateways and integrations: send events, read plant structure.",
             P.PLANT_READ,
+            P.EVENTS_WRITE,
         ),
     )
 }
@@ -177,7 +191,7 @@ class UnknownRoleError(ValueError):
 
 # A role limited to one site may only read the organisation and work on plant data: anything that
 # manages people, keys, identity or the audit trail acts on the whole customer and cannot be scoped.
-SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE})
+SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE, P.EVENTS_READ})
 
 
 def site_grantable(role_name: str) -> bool:

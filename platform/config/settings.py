@@ -47,6 +47,8 @@ class RedisSettings(BaseSettings):
 
     # Empty: the in-process Dramatiq StubBroker (embedded mode).
     url: str = ""
+    # Prefix of the queues' keys: deployments (or test workers) sharing one Redis stay apart.
+    namespace: str = "andon"
 
 
 class SecuritySettings(BaseSettings):
@@ -77,6 +79,15 @@ class SessionSettings(BaseSettings):
     cookie_secure: bool | None = None
 
 
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_WORKERS_", extra="ignore")
+
+    # The outbox relay and a Dramatiq worker run inside the web process (embedded mode, one process);
+    # production turns this off and runs ``andon worker`` processes instead.
+    in_process: bool = True
+    threads: int = 2
+
+
 class HttpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANDON_HTTP_", extra="ignore")
 
@@ -99,6 +110,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @property
     def secure_cookies(self) -> bool:

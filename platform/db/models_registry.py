@@ -12,6 +12,7 @@ from sqlalchemy import MetaData
 def load_all_models() -> MetaData:
     import andon.platform.audit.models
     import andon.platform.auth.models
+    import andon.platform.events.models
     import andon.platform.identity.models
     import andon.tenants.branding.models
     import andon.tenants.orgs.models

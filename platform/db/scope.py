@@ -21,9 +21,10 @@ TENANT_SETTING = "andon.tenant_id"
 PARTNER_SETTING = "andon.partner_id"
 OPERATOR_SETTING = "andon.operator"
 AUTH_LOOKUP_SETTING = "andon.auth_lookup"
+RELAY_SETTING = "andon.relay"
 
 
-def _is_postgres(session: AsyncSession) -> bool:
+def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
@@ -32,7 +33,7 @@ async def _set(session: AsyncSession, name: str, value: str) -> None:
 
 
 async def apply_principal_scope(session: AsyncSession, principal: Principal) -> None:
-    if not _is_postgres(session):
+    if not is_postgres(session):
         return
     await _set(session, PARTNER_SETTING, str(principal.partner_id) if principal.partner_id else "")
     await _set(session, OPERATOR_SETTING, "on" if principal.is_operator else "")
@@ -44,14 +45,20 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID, principal: Pr
     if principal.customer_id is not None and principal.customer_id != tenant_id:
         # A customer's own scope was fixed when the transaction began; nothing may move it.
         raise PermissionError("a customer principal cannot be bound to another tenant")
-    if _is_postgres(session):
+    if is_postgres(session):
         await _set(session, TENANT_SETTING, str(tenant_id))
 
 
 async def allow_auth_lookup(session: AsyncSession) -> None:
     """Lets the authentication middleware find a key by its prefix before any tenant is known."""
-    if _is_postgres(session):
+    if is_postgres(session):
         await _set(session, AUTH_LOOKUP_SETTING, "on")
+
+
+async def enter_relay_mode(session: AsyncSession) -> None:
+    """The outbox relay reads every tenant's pending messages (and nothing else) for this transaction."""
+    if is_postgres(session):
+        await _set(session, RELAY_SETTING, "on")
 
 
 @asynccontextmanager

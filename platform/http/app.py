@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
+from andon.connectors.ingress.cloudevents import CloudEventsController
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
 from andon.frontend.home import HomeController
@@ -33,6 +35,7 @@ from andon.platform.auth.middleware import AuthenticationMiddleware
 from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
+from andon.platform.events.relay import Relay
 from andon.platform.http.dependencies import DEPENDENCIES
 from andon.platform.http.health import HealthController
 from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
@@ -40,6 +43,7 @@ from andon.platform.http.request_context import RequestContextMiddleware
 from andon.platform.identity.controllers import MeController
 from andon.platform.identity.oidc import OidcMetadataCache
 from andon.platform.observability.logging import configure_logging
+from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
 from andon.tenants.access.controllers import (
     CustomerApiKeyController,
@@ -107,6 +111,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PartnerApiKeyController,
         RoleController,
         AuditController,
+        CloudEventsController,
         CustomerAuditController,
     ]
 
@@ -155,7 +160,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         }
     )
 
+    worker_db = declare_actors(state.broker, settings)
+    state.relay = Relay(state.sessionmaker, state.broker)
+    state.worker = None
+
+    async def _start_workers(app: Litestar) -> None:
+        if settings.workers.in_process:
+            app.state.relay.start()
+            app.state.worker = start_worker(app.state.broker, settings.workers.threads)
+
     async def _dispose(app: Litestar) -> None:
+        await app.state.relay.stop()
+        if app.state.worker is not None:
+            await asyncio.to_thread(app.state.worker.stop)
+        await worker_db.dispose()
         await app.state.engine.dispose()
 
     openapi = OpenAPIConfig(
@@ -181,6 +199,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             directory=TEMPLATES_DIR, engine=JinjaTemplateEngine, engine_callback=_page_globals
         ),
         request_max_body_size=settings.security.max_body_bytes,
+        on_startup=[_start_workers],
         on_shutdown=[_dispose],
         after_exception=[dress_error_page],
         debug=False,

@@ -14,7 +14,9 @@ from andon.platform.config.settings import Settings
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     if settings.redis.url:
-        broker: dramatiq.Broker = RedisBroker(url=settings.redis.url)  # type: ignore[no-untyped-call]
+        broker: dramatiq.Broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=settings.redis.url, namespace=settings.redis.namespace
+        )
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")

@@ -122,3 +122,28 @@ async def test_a_session_is_good_only_on_its_own_partners_portal(
         machine = await elsewhere.get("/api/v1/me")
         assert machine.status_code == 401 and "own organisation's portal" in machine.json()["detail"]
     await partner.aclose()
+
+
+async def test_a_failure_is_a_branded_page_with_a_reference(
+    app: Litestar, api: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _brand_alpha(api, world)
+    partner = await new_user_signed_in(
+        app,
+        api,
+        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
+        key=world.a.key,
+        email="pam@alpha.example",
+        role="partner_admin",
+        host="alpha.example",
+    )
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the database fell over")
+
+    monkeypatch.setattr("andon.frontend.partner.controllers.CustomerService.list", broken)
+    failed = await partner.get("/partner/customers", headers=HTML)
+    assert failed.status_code == 500 and "Something went wrong on our side" in failed.text
+    assert "Alpha Works" in failed.text and "fell over" not in failed.text and "Traceback" not in failed.text
+    assert f"<code>{failed.headers['x-request-id']}</code>" in failed.text
+    await partner.aclose()

@@ -58,6 +58,19 @@ async def test_site_level_grant_sees_one_site(app: Litestar, api: httpx.AsyncCli
         assert [s["id"] for s in sites["items"]] == [str(c.site_id)] and sites["total"] == 1
         assets = (await tech.get(f"{base}/assets")).json()["items"]
         assert {a["site_id"] for a in assets} == {str(c.site_id)}
+        for event_id, site in (("here", str(c.site_id)), ("far", other["id"]), ("nowhere", None)):
+            event = {
+                "specversion": "1.0",
+                "id": event_id,
+                "source": "urn:test",
+                "type": "dev.andon.machine.alarm.v1",
+                "data": {"code": "E1", "message": "m"},
+                **({"siteid": site} if site else {}),
+            }
+            headers = {**auth(c.key), "content-type": "application/cloudevents+json"}
+            assert (await api.post("/api/v1/events", json=event, headers=headers)).status_code == 201
+        events = (await tech.get("/api/v1/events")).json()
+        assert [e["event_id"] for e in events["items"]] == ["here"] and events["total"] == 1
         assert (await tech.get(f"{base}/sites/{other['id']}")).status_code == 404
 
 

@@ -17,10 +17,12 @@ from andon.platform.http.app import OPENAPI_PATH, create_app
 
 pytestmark = pytest.mark.anyio
 
-# Anyone may reach these: health, the API docs, partner logos, and the pages that sign people in.
+# Anyone may reach these: health, the API docs and the event catalogue (documentation too), partner
+# logos, and the pages that sign people in.
 PUBLIC_PREFIXES = (
     "/health/",
     OPENAPI_PATH,
+    "/api/v1/event-types",
     "/brand/",
     "/static/",
     "/login",

@@ -1,0 +1,94 @@
+"""The outbox relay: moves committed outbox rows to the broker, oldest first.
+
+A row is deleted only in the transaction that sent it; if the broker refuses (Redis down), the
+transaction rolls back and the rows wait for the next attempt. A crash between the send and the
+commit sends a message twice, which the consumer absorbs (it claims each event once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import dramatiq
+import structlog
+from dramatiq import Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from andon.platform.events.repository import OutboxRepository
+
+log = structlog.get_logger("andon.relay")
+BATCH = 500
+QUEUE = "events"
+
+
+async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], broker: dramatiq.Broker) -> int:
+    """Send one batch; the number sent (0: nothing pending). Raises when the broker refuses."""
+    async with sessionmaker() as session, session.begin():
+        outbox = OutboxRepository(session)
+        await outbox.enter_relay_mode()
+        rows = await outbox.pending(BATCH)
+        if not rows:
+            return 0
+        for row in rows:
+            message: Message[object] = Message(
+                queue_name=QUEUE,
+                actor_name=row.actor,
+                args=tuple(row.args),
+                kwargs={},
+                options={},
+                message_id=str(row.message_id),
+            )
+            # The broker client is blocking; a thread keeps the event loop serving requests.
+            await asyncio.to_thread(broker.enqueue, message)
+        await outbox.remove([row.id for row in rows])
+        return len(rows)
+
+
+class Relay:
+    """Runs beside the web app (or in ``andon worker``): drains the outbox, sleeps until woken by a
+    commit or for ``idle`` seconds, and backs off while the broker is down."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], broker: dramatiq.Broker, idle: float = 0.5
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.broker = broker
+        self.idle = idle
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failures = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = self.idle
+        while True:
+            try:
+                sent = await relay_once(self.sessionmaker, self.broker)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or the database is away: retry later, lose nothing
+                self.failures += 1
+                log.warning("relay_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = self.idle
+            self.sent += sent
+            if sent:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
