@@ -32,6 +32,9 @@ class P:
     BRANDING_WRITE = "branding:write"
     EVENTS_READ = "events:read"
     EVENTS_WRITE = "events:write"
+    ALERTS_WRITE = "alerts:write"
+    CONNECTIONS_READ = "connections:read"
+    CONNECTIONS_WRITE = "connections:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -56,6 +59,7 @@ def _role(name: str, title: str, org_kind: OrgKind, description: str, *perms: st
 _PLANT_ALL = (P.PLANT_READ, P.PLANT_WRITE, P.ONBOARDING_IMPORT)
 _KEYS_ALL = (P.API_KEYS_READ, P.API_KEYS_WRITE)
 _PEOPLE_ALL = (P.USERS_READ, P.USERS_WRITE, P.IDENTITY_READ, P.IDENTITY_WRITE)
+_CONNECTIONS_ALL = (P.CONNECTIONS_READ, P.CONNECTIONS_WRITE)
 
 ROLES: dict[str, Role] = {
     r.name: r
@@ -89,6 +93,8 @@ ROLES: dict[str, Role] = {
             P.ROLES_READ,
             P.EVENTS_READ,
             P.EVENTS_WRITE,
+            *_CONNECTIONS_ALL,
+            P.ALERTS_WRITE,
         ),
         _role(
             "partner_engineer",
@@ -101,6 +107,7 @@ ROLES: dict[str, Role] = {
             P.ROLES_READ,
             P.EVENTS_READ,
             P.EVENTS_WRITE,
+            *_CONNECTIONS_ALL,
         ),
         _role(
             "partner_support",
@@ -112,6 +119,7 @@ ROLES: dict[str, Role] = {
             P.PLANT_READ,
             P.ROLES_READ,
             P.EVENTS_READ,
+            P.ALERTS_WRITE,
         ),
         _role(
             "customer_admin",
@@ -127,6 +135,8 @@ ROLES: dict[str, Role] = {
             P.ROLES_READ,
             P.EVENTS_READ,
             P.EVENTS_WRITE,
+            *_CONNECTIONS_ALL,
+            P.ALERTS_WRITE,
         ),
         _role(
             "plant_supervisor",
@@ -136,6 +146,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_READ,
             P.PLANT_READ,
             P.EVENTS_READ,
+            P.ALERTS_WRITE,
         ),
         _role(
             "technician",
@@ -145,6 +156,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_READ,
             P.PLANT_READ,
             P.EVENTS_READ,
+            P.ALERTS_WRITE,
         ),
         _role(
             "quality_engineer",
@@ -154,6 +166,7 @@ ROLES: dict[str, Role] = {
             P.CUSTOMERS_READ,
             P.PLANT_READ,
             P.EVENTS_READ,
+            P.ALERTS_WRITE,
         ),
         _role(
             "finance",
@@ -172,6 +185,7 @@ ROLES: dict[str, Role] = {
             P.AUDIT_READ,
             P.ROLES_READ,
             P.EVENTS_READ,
+            P.CONNECTIONS_READ,
         ),
         _role(
             "ingest",
@@ -191,7 +205,7 @@ class UnknownRoleError(ValueError):
 
 # A role limited to one site may only read the organisation and work on plant data: anything that
 # manages people, keys, identity or the audit trail acts on the whole customer and cannot be scoped.
-SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE, P.EVENTS_READ})
+SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE, P.EVENTS_READ, P.ALERTS_WRITE})
 
 
 def site_grantable(role_name: str) -> bool:

@@ -10,6 +10,8 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
+    import andon.connectors.sources.models
+    import andon.platform.alerts.models
     import andon.platform.audit.models
     import andon.platform.auth.models
     import andon.platform.events.models

@@ -67,3 +67,8 @@ class TenantRepository(Generic[M]):
             raise LookupError("object outside the tenant scope")
         await self.session.delete(obj)
         await self.session.flush()
+
+
+def within_sites(column: Any, site_ids: frozenset[uuid.UUID] | None) -> list[ColumnElement[bool]]:
+    """Someone granted only some sites sees what belongs to those sites (and nothing unplaced)."""
+    return [] if site_ids is None else [column.in_(sorted(site_ids))]

@@ -61,6 +61,13 @@ async def enter_relay_mode(session: AsyncSession) -> None:
         await _set(session, RELAY_SETTING, "on")
 
 
+async def lock_name(session: AsyncSession, name: str) -> None:
+    """A lock on a name until the transaction ends, so two workers never correlate the same alert at
+    once. On SQLite a write transaction already excludes every other writer (``BEGIN IMMEDIATE``)."""
+    if is_postgres(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
+
+
 @asynccontextmanager
 async def lookup_window(session: AsyncSession) -> AsyncIterator[None]:
     """Authentication-lookup visibility for a few reads inside an otherwise scoped transaction (a

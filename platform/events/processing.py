@@ -1,5 +1,5 @@
-"""What a worker does with an accepted event. Today: claim it once (the broker delivers at least once)
-and mark it processed; correlation into alerts and incidents and workflow triggers hang off here."""
+"""What a worker does with an accepted event: claim it once (the broker delivers at least once), then
+correlate it into alerts and incidents, in the same transaction; workflow triggers hang off here."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.platform.alerts.correlation import Correlator
 from andon.platform.db.scope import bind_tenant
 from andon.platform.db.types import utcnow
 from andon.platform.events.repository import EventRepository
@@ -23,4 +24,7 @@ async def process_event(
     tenant = TenantContext(tenant_id=TenantId(tenant_id), partner_id=partner_id, principal=WORKER)
     await bind_tenant(session, tenant.tenant_id, WORKER)
     event = await EventRepository(session, tenant).claim_for_processing(event_id, utcnow())
-    return event is not None
+    if event is None:
+        return False
+    await Correlator(session, tenant).correlate(event)
+    return True

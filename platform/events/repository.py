@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from andon.platform.db.repository import TenantRepository
+from andon.platform.db.repository import TenantRepository, within_sites
 from andon.platform.db.scope import enter_relay_mode, is_postgres
 from andon.platform.events.models import Event, OutboxMessage
 
@@ -21,11 +21,7 @@ class EventRepository(TenantRepository[Event]):
     model = Event
 
     def scope(self) -> list[ColumnElement[bool]]:
-        # Someone granted only some sites sees the events of those sites (not the unplaced ones).
-        conditions = super().scope()
-        if self.ctx.principal.site_ids is not None:
-            conditions.append(Event.site_id.in_(sorted(self.ctx.principal.site_ids)))
-        return conditions
+        return super().scope() + within_sites(Event.site_id, self.ctx.principal.site_ids)
 
     async def insert_once(self, values: dict[str, Any]) -> tuple[uuid.UUID, bool]:
         """Store the event unless (tenant, source, id) is already there: (its row id, whether new).

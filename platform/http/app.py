@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import CacheControlHeader, State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import andon
 from andon.connectors.ingress.cloudevents import CloudEventsController
+from andon.connectors.sources.controllers import SOURCE_CONTROLLERS
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
 from andon.frontend.home import HomeController
@@ -28,6 +29,7 @@ from andon.frontend.operator.health import OperatorHealthController
 from andon.frontend.operator.partners import OperatorPartnersController
 from andon.frontend.pages import PageContextMiddleware, dress_error_page
 from andon.frontend.partner.controllers import PartnerBrandingPageController, PartnerConsoleController
+from andon.platform.alerts.controllers import AlertController, IncidentController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
@@ -66,6 +68,7 @@ from andon.tenants.branding.customer_mark import CustomerMarks
 from andon.tenants.branding.service import BrandsByHost, portal_url
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
+from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
 from andon.tenants.orgs.service import org_is_active
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
 
@@ -111,7 +114,10 @@ def route_handlers() -> list[ControllerRouterHandler]:
         PartnerApiKeyController,
         RoleController,
         AuditController,
+        # Kernel controllers under /customers/{customer_id} ask for ``tenant``; the tenants domain opens it.
+        Router(path="/", route_handlers=[AlertController, IncidentController], dependencies=TENANT_DEPENDENCY),
         CloudEventsController,
+        *SOURCE_CONTROLLERS,
         CustomerAuditController,
     ]
 

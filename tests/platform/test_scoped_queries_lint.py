@@ -17,7 +17,7 @@ BUILDERS = {"select", "insert", "update", "delete", "text"}
 SESSION_CALLS = {"execute", "scalar", "scalars", "get", "stream", "stream_scalars"}
 # Kernel modules that are database plumbing rather than request or task code.
 ALLOWED = {
-    "platform/db/scope.py": "sets the row-level-security settings of the transaction",
+    "platform/db/scope.py": "sets the row-level-security settings and named locks of the transaction",
     "platform/db/engine.py": "sets SQLite pragmas on each new connection",
     "platform/db/migrate.py": "grants privileges as the schema owner",
     "platform/db/repository.py": "the tenant-scoped repository base itself",

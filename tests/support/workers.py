@@ -29,6 +29,6 @@ def running_worker(app: Litestar) -> Iterator[dramatiq.Worker]:
         worker.stop()
 
 
-def drain(app: Litestar) -> None:
+def drain(app: Litestar, seconds: float = 30) -> None:
     """Wait until the worker has finished every message sent so far."""
-    app.state.broker.join(QUEUE, timeout=30_000)
+    app.state.broker.join(QUEUE, timeout=int(seconds * 1000))
