@@ -25,7 +25,7 @@ from andon.platform.tenancy.node import OrgNode
 from andon.platform.tenancy.principal import OrgKind, system_principal
 from andon.tenants.orgs.schemas import PartnerCreate, PartnerUpdate
 from andon.tenants.orgs.service import PartnerService
-from tests.support.browser import browser_on, csrf_token
+from tests.support.browser import browser_on, csrf_token, new_user_signed_in
 from tests.tenants.factories import World, auth
 
 pytestmark = pytest.mark.anyio
@@ -64,34 +64,27 @@ async def _operator(
 
 
 async def _partner_admin(app: Litestar, api: httpx.AsyncClient, world: World) -> httpx.AsyncClient:
-    r = await api.post(
-        f"/api/v1/partners/{world.a.partner_id}/users",
-        headers=auth(world.a.key),
-        json={
-            "email": "pat@alpha.example",
-            "display_name": "Pat",
-            "password": PASSWORD,
-            "grants": [{"role": "partner_admin"}],
-        },
+    return await new_user_signed_in(
+        app,
+        api,
+        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
+        key=world.a.key,
+        email="pat@alpha.example",
+        role="partner_admin",
+        password=PASSWORD,
     )
-    assert r.status_code == 201, r.text
-    return await _sign_in(app, "pat@alpha.example", "/partner/customers")
 
 
 async def _customer_admin(app: Litestar, api: httpx.AsyncClient, world: World) -> httpx.AsyncClient:
-    customer = world.a.customer
-    r = await api.post(
-        f"/api/v1/customers/{customer.customer_id}/users",
-        headers=auth(customer.key),
-        json={
-            "email": "cy@alpha-customer.example",
-            "display_name": "Cy",
-            "password": PASSWORD,
-            "grants": [{"role": "customer_admin"}],
-        },
+    return await new_user_signed_in(
+        app,
+        api,
+        users_url=f"/api/v1/customers/{world.a.customer.customer_id}/users",
+        key=world.a.customer.key,
+        email="cy@alpha-customer.example",
+        role="customer_admin",
+        password=PASSWORD,
     )
-    assert r.status_code == 201, r.text
-    return await _sign_in(app, "cy@alpha-customer.example", "/account")
 
 
 async def _partner_total(api: httpx.AsyncClient, world: World) -> int:

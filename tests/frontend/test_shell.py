@@ -26,6 +26,19 @@ async def _brand_alpha(api: httpx.AsyncClient, world: World) -> None:
     assert r.status_code == 200, r.text
 
 
+async def _alpha_admin(app: Litestar, api: httpx.AsyncClient, world: World) -> httpx.AsyncClient:
+    """Alpha's partner admin, signed in on Alpha's own portal host."""
+    return await new_user_signed_in(
+        app,
+        api,
+        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
+        key=world.a.key,
+        email="pam@alpha.example",
+        role="partner_admin",
+        host="alpha.example",
+    )
+
+
 async def test_unknown_address_is_a_page_in_the_hosts_brand(
     app: Litestar, api: httpx.AsyncClient, world: World
 ) -> None:
@@ -42,15 +55,7 @@ async def test_unknown_address_is_a_page_in_the_hosts_brand(
 
 async def test_navigation_and_refusals_follow_the_persona(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
     await _brand_alpha(api, world)
-    partner = await new_user_signed_in(
-        app,
-        api,
-        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
-        key=world.a.key,
-        email="pam@alpha.example",
-        role="partner_admin",
-        host="alpha.example",
-    )
+    partner = await _alpha_admin(app, api, world)
     home = await partner.get("/")
     assert home.status_code == 303 and home.headers["location"] == "/partner/customers"
     listing = (await partner.get("/partner/customers")).text
@@ -103,15 +108,7 @@ async def test_a_session_is_good_only_on_its_own_partners_portal(
         headers=auth(world.b.key),
     )
     assert r.status_code == 200, r.text
-    partner = await new_user_signed_in(
-        app,
-        api,
-        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
-        key=world.a.key,
-        email="pam@alpha.example",
-        role="partner_admin",
-        host="alpha.example",
-    )
+    partner = await _alpha_admin(app, api, world)
     assert (await partner.get("/partner/customers")).status_code == 200
     # The same session cookie, carried by hand to the other partner's portal, opens nothing there.
     async with browser_on(app, "bravo.example") as elsewhere:
@@ -128,15 +125,7 @@ async def test_a_failure_is_a_branded_page_with_a_reference(
     app: Litestar, api: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _brand_alpha(api, world)
-    partner = await new_user_signed_in(
-        app,
-        api,
-        users_url=f"/api/v1/partners/{world.a.partner_id}/users",
-        key=world.a.key,
-        email="pam@alpha.example",
-        role="partner_admin",
-        host="alpha.example",
-    )
+    partner = await _alpha_admin(app, api, world)
 
     async def broken(*_: object, **__: object) -> None:
         raise RuntimeError("the database fell over")
