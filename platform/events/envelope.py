@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -147,7 +147,3 @@ def _json(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise _refusal([("$", f"the body is not JSON ({exc})")]) from None
-
-
-def received_now() -> datetime:
-    return datetime.now(UTC)

@@ -30,8 +30,8 @@ async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], broker: dra
         rows = await outbox.pending(BATCH)
         if not rows:
             return 0
-        for row in rows:
-            message: Message[object] = Message(
+        messages: list[Message[object]] = [
+            Message(
                 queue_name=QUEUE,
                 actor_name=row.actor,
                 args=tuple(row.args),
@@ -39,10 +39,18 @@ async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], broker: dra
                 options={},
                 message_id=str(row.message_id),
             )
-            # The broker client is blocking; a thread keeps the event loop serving requests.
-            await asyncio.to_thread(broker.enqueue, message)
+            for row in rows
+        ]
+        # The broker client is blocking; one thread for the whole batch keeps the event loop serving
+        # requests without a thread hop per message.
+        await asyncio.to_thread(_enqueue_all, broker, messages)
         await outbox.remove([row.id for row in rows])
         return len(rows)
+
+
+def _enqueue_all(broker: dramatiq.Broker, messages: list[Message[object]]) -> None:
+    for message in messages:
+        broker.enqueue(message)
 
 
 class Relay:
