@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/andon_test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test test-fast test-pg lint types db-upgrade ci
+.PHONY: install run test test-fast test-pg lint types db-upgrade bench ci
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]'
@@ -28,6 +28,10 @@ types:
 
 db-upgrade:
 	.venv/bin/andon db upgrade
+
+# Ingress throughput on PostgreSQL + Redis (see benchmarks/README.md); writes benchmarks/ingress/results/latest.json.
+bench:
+	$(PY) -m benchmarks.ingress.run --label latest
 
 ci:
 	bash .ci/run

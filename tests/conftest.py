@@ -15,7 +15,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from andon.platform.config.settings import DatabaseSettings, Environment, RedisSettings, Settings, WorkerSettings
+from andon.platform.config.settings import (
+    DatabaseSettings,
+    Environment,
+    LimitSettings,
+    RedisSettings,
+    Settings,
+    WorkerSettings,
+)
 from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.http.app import create_app
@@ -76,6 +83,8 @@ def settings(db_settings: DatabaseSettings, tmp_path: Path, worker_id: str) -> S
         redis=RedisSettings(url=REDIS_URL, namespace=f"andon-test-{worker_id}"),
         # Tests drive the outbox relay and the worker themselves (tests/support/workers.py).
         workers=WorkerSettings(in_process=False),
+        # Suites send faster than any customer would; the limit's own tests set it (test_limits.py).
+        limits=LimitSettings(events_per_second=0),
     )
 
 

@@ -17,14 +17,16 @@ from litestar.params import FromQuery
 
 from andon.platform.api.schemas import Page, to_read
 from andon.platform.auth.rbac import P
-from andon.platform.db.after_commit import after_commit
 from andon.platform.events.catalogue import CATALOGUE, json_schema
+from andon.platform.events.committer import GroupCommitter
 from andon.platform.events.envelope import BATCH, STRUCTURED, CloudEvent, parse_batch, parse_binary, parse_structured
-from andon.platform.events.ingress import EventIngress
+from andon.platform.events.ingress import Accepted, EventIngress
 from andon.platform.events.repository import EventRepository
 from andon.platform.events.schemas import AcceptedRead, BatchAccepted, EventRead, EventTypeRead
+from andon.platform.http.dependencies import unit_of_work
 from andon.platform.http.errors import NotFoundError, ValidationFailedError, field_error
 from andon.platform.http.params import Caller, DbSession, Limit, Offset, OptionalId
+from andon.platform.observability.metrics import count_events
 from andon.platform.tenancy.context import TenantContext
 from andon.platform.tenancy.principal import OrgKind, Principal
 from andon.tenants.orgs.service import CustomerService
@@ -39,6 +41,24 @@ async def _tenant_for(db_session: DbSession, principal: Principal, named: uuid.U
     if named is None:
         raise field_error("tenantid", "a partner's key must name the customer (the tenantid extension)")
     return await CustomerService(db_session, principal).open_tenant(named)
+
+
+async def _accept(
+    state: State, principal: Principal, named: uuid.UUID | None, events: list[CloudEvent], raw: list[bytes]
+) -> list[Accepted]:
+    """Stored and committed when this returns. Each event is an insert attempt, repeat or not: the
+    rate limit charges a batch its size, before anything is stored."""
+    if principal.org_kind is OrgKind.CUSTOMER and principal.customer_id is not None:
+        if named is not None and named != principal.customer_id:
+            raise NotFoundError("tenantid: no such tenant here", extra={"errors": [{"field": "tenantid"}]})
+        # The key names its tenant: charge it, then commit together with concurrent requests.
+        await state.rate_limiter.check_events(principal.customer_id, len(events))
+        committer: GroupCommitter = state.event_committer
+        return await committer.accept(principal, principal.customer_id, events, channel="http", raw=raw)
+    async with unit_of_work(state.sessionmaker, principal) as session:
+        tenant = await _tenant_for(session, principal, named)
+        await state.rate_limiter.check_events(tenant.tenant_id, len(events))
+        return await EventIngress(session, tenant, resolve_plant_refs).accept(events, channel="http", raw=raw)
 
 
 def _one_tenant(events: list[CloudEvent]) -> uuid.UUID | None:
@@ -59,12 +79,12 @@ class CloudEventsController(Controller):
         description=(
             "CloudEvents 1.0 in structured (`application/cloudevents+json`), binary (`ce-*` headers) or batch "
             "(`application/cloudevents-batch+json`) mode. Each event is stored once per (source, id): a repeat "
-            "answers 200 with the original acceptance."
+            "answers 200 with the original acceptance. Each customer may send `limits.events_per_second` events a "
+            "second (a batch counts its events), with bursts up to `limits.events_burst`; faster sending is "
+            "answered 429 with `Retry-After`, and nothing of that request is stored."
         ),
     )
-    async def ingest(
-        self, request: Request[Any, Any, Any], db_session: DbSession, principal: Caller, state: State
-    ) -> Response[Any]:
+    async def ingest(self, request: Request[Any, Any, Any], principal: Caller, state: State) -> Response[Any]:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await request.body()
         if content_type == BATCH:
@@ -81,10 +101,11 @@ class CloudEventsController(Controller):
                     "errors": [{"field": "content-type", "message": f"{content_type or 'none'} is not CloudEvents"}]
                 },
             )
-        tenant = await _tenant_for(db_session, principal, _one_tenant(events))
-        accepted = await EventIngress(db_session, tenant, resolve_plant_refs).accept(events, channel="http", raw=raw)
-        after_commit(db_session, state.relay.wake)
+        accepted = await _accept(state, principal, _one_tenant(events), events, raw)
+        # Committed: the relay may send the outbox rows now.
+        state.relay.wake()
         new = sum(1 for a in accepted if not a.duplicate)
+        count_events("http", new, len(accepted) - new)
         reads = [AcceptedRead(id=a.id, source=a.source, event_id=a.event_id, duplicate=a.duplicate) for a in accepted]
         status = 201 if new else 200
         if content_type == BATCH:

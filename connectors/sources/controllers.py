@@ -3,6 +3,7 @@ vendors deliver to."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -17,13 +18,17 @@ from andon.connectors.sources.schemas import (
     ConnectionRead,
     ConnectionUpdate,
     DeliveryRead,
+    MappingResult,
+    MappingTest,
     SecretRotate,
 )
-from andon.connectors.sources.service import SourceConnectionAdmin, WebhookReceiver
+from andon.connectors.sources.service import CHANNEL, SourceConnectionAdmin, WebhookReceiver
 from andon.platform.api.schemas import Page, to_read
 from andon.platform.auth.rbac import P
-from andon.platform.events.schemas import AcceptedRead
+from andon.platform.events.schemas import AcceptedRead, BatchAccepted
+from andon.platform.http.errors import ValidationFailedError
 from andon.platform.http.params import DbSession, Limit, Offset, PathId, Tenant
+from andon.platform.observability.metrics import count_events
 from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
 
 HOOKS_PATH = "/hooks"
@@ -37,8 +42,21 @@ def _read(connection: SourceConnection) -> ConnectionRead:
     return msgspec.structs.replace(to_read(connection, ConnectionRead), webhook_path=f"{HOOKS_PATH}/{connection.id}")
 
 
-def _issued(connection: SourceConnection, secret: str) -> ConnectionIssued:
+def _issued(connection: SourceConnection, secret: str | None) -> ConnectionIssued:
     return ConnectionIssued(**msgspec.structs.asdict(_read(connection)), secret=secret)
+
+
+async def _mapping_result(
+    admin: SourceConnectionAdmin, data: MappingTest, connection_id: uuid.UUID | None
+) -> MappingResult:
+    try:
+        events = await admin.test_mapping(data, connection_id)
+    except ValidationFailedError as refusal:
+        errors = [
+            {"field": str(e.get("field", "")), "message": str(e.get("message", ""))} for e in refusal.extra["errors"]
+        ]
+        return MappingResult(ok=False, events=[], errors=errors)
+    return MappingResult(ok=True, events=[msgspec.to_builtins(e) for e in events], errors=[])
 
 
 class SourceConnectionController(Controller):
@@ -98,6 +116,27 @@ class SourceConnectionController(Controller):
         connection, secret = await _admin(db_session, tenant, state).rotate(connection_id, data or SecretRotate())
         return _issued(connection, secret)
 
+    @post("/test-mapping", opt={"permission": P.CONNECTIONS_READ}, status_code=200)
+    async def test_draft_mapping(
+        self, db_session: DbSession, tenant: Tenant, state: State, data: JSONBody[MappingTest]
+    ) -> MappingResult:
+        """What a sample payload becomes under a mapping being drafted (before the connection exists).
+        Nothing is stored."""
+        return await _mapping_result(_admin(db_session, tenant, state), data, None)
+
+    @post("/{connection_id:uuid}/test-mapping", opt={"permission": P.CONNECTIONS_READ}, status_code=200)
+    async def test_mapping(
+        self,
+        db_session: DbSession,
+        tenant: Tenant,
+        state: State,
+        connection_id: PathId,
+        data: JSONBody[MappingTest],
+    ) -> MappingResult:
+        """What a sample payload becomes on this connection: its mapping, or the ``mapping`` given here
+        to try a change before saving it. Nothing is stored."""
+        return await _mapping_result(_admin(db_session, tenant, state), data, connection_id)
+
     @get("/{connection_id:uuid}/deliveries", opt={"permission": P.CONNECTIONS_READ})
     async def list_deliveries(
         self,
@@ -134,16 +173,21 @@ class WebhookController(Controller):
     )
     async def deliver(self, request: Request[Any, Any, Any], state: State, connection_id: PathId) -> Response[Any]:
         body = await request.body()
-        receipt = await WebhookReceiver(state.sessionmaker, state.secretbox).receive(
-            connection_id, dict(request.headers), body
-        )
+        receiver = WebhookReceiver(state.sessionmaker, state.secretbox, state.rate_limiter.check_events)
+        receipt = await receiver.receive(connection_id, dict(request.headers), body)
+        count_events(CHANNEL, receipt.new, receipt.duplicates)
         if receipt.new:
             state.relay.wake()
-        accepted = receipt.accepted[0]
-        read = AcceptedRead(
-            id=accepted.id, source=accepted.source, event_id=accepted.event_id, duplicate=accepted.duplicate
+        reads = [
+            AcceptedRead(id=a.id, source=a.source, event_id=a.event_id, duplicate=a.duplicate) for a in receipt.accepted
+        ]
+        status = 201 if receipt.new else 200
+        if len(reads) == 1:
+            return Response(reads[0], status_code=status)
+        # A mapping split the delivery into several events.
+        return Response(
+            BatchAccepted(accepted=reads, new=receipt.new, duplicates=receipt.duplicates), status_code=status
         )
-        return Response(read, status_code=201 if receipt.new else 200)
 
 
 SOURCE_CONTROLLERS = [SourceConnectionController, WebhookController]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,11 +21,24 @@ class SourceConnection(TenantOwnedMixin, Base):
     the CloudEvents ``source`` and ``type`` its plain payloads are stamped with."""
 
     __tablename__ = "source_connections"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        Index("ix_source_connections_kind_next_poll", "kind", "next_poll_at"),
+    )
 
     name: Mapped[str] = mapped_column(String(200), nullable=False)
-    # Only "webhook" today; MQTT subscriptions and polling will be further kinds of the same row.
+    # webhook (the vendor pushes to /hooks/<id>), mqtt (Andon subscribes), rest_poll and drop_folder
+    # (Andon fetches on a schedule).
     kind: Mapped[str] = mapped_column(String(20), nullable=False, default="webhook")
+    # What the kind needs: the MQTT topic filter, the polled URL and its cursor parameter, the folder.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+    # JMESPath expressions per envelope attribute that turn a vendor payload into events (None: the
+    # payload is a CloudEvent, or the data of ``event_type``).
+    mapping: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
+    # Pollers: where the last fetch ended (resumed from after a restart) and when the next one is due.
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     source: Mapped[str] = mapped_column(String(500), nullable=False)
     # None: the connection takes CloudEvents only.
     event_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -32,7 +46,8 @@ class SourceConnection(TenantOwnedMixin, Base):
     signature_header: Mapped[str | None] = mapped_column(String(100), nullable=True)
     signature_prefix: Mapped[str] = mapped_column(String(50), nullable=False, default="")
     digest_encoding: Mapped[str] = mapped_column(String(10), nullable=False, default="hex")
-    secret_sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    # The webhook signing secret, or the credential a poller presents; None for kinds that need none.
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The secret before the last rotation, still accepted until it expires (senders switch over).
     previous_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

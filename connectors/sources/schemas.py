@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from andon.connectors.sources.kinds import Kind
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 SourceUri = Annotated[str, msgspec.Meta(min_length=1, max_length=400, pattern=r"^\S+$")]
@@ -24,7 +26,12 @@ DigestEncoding = Literal["hex", "base64"]
 
 class ConnectionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
-    kind: Literal["webhook"] = "webhook"
+    kind: Kind = "webhook"
+    # What the kind needs (see GET /api/v1/connection-kinds): the MQTT topic, the polled URL, the folder.
+    config: dict[str, Any] | None = None
+    # JMESPath per envelope attribute (id, type, subject, time, severity, dedupkey, siteid, assetid,
+    # data; items to split a payload). None: payloads are CloudEvents, or the data of event_type.
+    mapping: dict[str, Any] | None = None
     # The CloudEvents source of what arrives here; default urn:andon:connection:<id>.
     source: SourceUri | None = None
     # The type a plain (non-CloudEvents) payload becomes; without it the connection takes CloudEvents only.
@@ -35,7 +42,8 @@ class ConnectionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     signature_header: HeaderName | None = None
     signature_prefix: Prefix = ""
     digest_encoding: DigestEncoding = "hex"
-    # A secret the vendor dictates; Andon generates one when omitted.
+    # A webhook's signing secret when the vendor dictates it (Andon generates one when omitted); a
+    # poller's credential for the vendor's API.
     secret: SecretIn | None = None
     # The library that verifies Standard Webhooks allows at most 5 minutes, so a wider window could
     # never take effect.
@@ -54,6 +62,25 @@ class ConnectionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     digest_encoding: DigestEncoding | msgspec.UnsetType = msgspec.UNSET
     tolerance_seconds: Tolerance | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    config: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    mapping: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class MappingTest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A sample payload to map; the mapping (and event type) of the connection unless given here."""
+
+    payload: Any
+    mapping: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
+    event_type: EventTypeName | None = None
+    source: SourceUri | None = None
+
+
+class MappingResult(msgspec.Struct, kw_only=True):
+    """The events the sample becomes (nothing is stored), or why it cannot become any."""
+
+    ok: bool
+    events: list[dict[str, Any]]
+    errors: list[dict[str, str]]
 
 
 class SecretRotate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -66,6 +93,8 @@ class ConnectionRead(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
     kind: str
+    config: dict[str, Any]
+    mapping: dict[str, Any] | None
     source: str
     event_type: str | None
     verifier: str
@@ -81,6 +110,10 @@ class ConnectionRead(msgspec.Struct, kw_only=True):
     deliveries_refused: int
     last_delivery_at: datetime | None
     last_delivery_outcome: str | None
+    # Pollers: where the next fetch resumes, when it is due, and why the last one failed.
+    cursor: str | None
+    next_poll_at: datetime | None
+    last_error: str | None
     created_at: datetime
     updated_at: datetime
     # Where the vendor delivers (relative to the API's own address).
@@ -90,7 +123,7 @@ class ConnectionRead(msgspec.Struct, kw_only=True):
 class ConnectionIssued(ConnectionRead, kw_only=True):
     """The only answer that carries the secret: store it now, it is not shown again."""
 
-    secret: str
+    secret: str | None
 
 
 class DeliveryRead(msgspec.Struct, kw_only=True):

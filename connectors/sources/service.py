@@ -1,56 +1,38 @@
-"""Source connections: their administration inside a tenant, and the webhook deliveries they receive.
+"""Source connections: their administration inside a tenant, and the signed webhooks they receive.
 
-A delivery reaches ``/hooks/{connection_id}`` with no credentials but its signature. The connection
-is read in the authentication lookup mode (the only thing known is its id); verification, parsing,
-the events and the delivery log then happen inside the connection's tenant, as that connection.
-
-Replays: a Standard Webhooks delivery outside the timestamp window is refused; inside it, the event
-id is the CloudEvent's own id or the ``webhook-id`` (else a hash of the body), so the unique
-(tenant, source, id) of events answers a repeat with the original acceptance and stores nothing new.
+A delivery reaches ``/hooks/{connection_id}`` with no credentials but its signature; what happens
+to it after that is the intake's (``intake.py``), as for every other channel.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.connectors.sources import verifiers
+from andon.connectors.sources.intake import NOT_HERE, ConnectionIntake, Delivery, Receipt, Refused, to_events
+from andon.connectors.sources.kinds import POLLED, normalised_config
+from andon.connectors.sources.mapping import check_mapping
 from andon.connectors.sources.models import SECRET_COLUMNS, SourceConnection, WebhookDelivery
-from andon.connectors.sources.repository import (
-    ConnectionFound,
-    ConnectionLookup,
-    DeliveryRepository,
-    SourceConnectionRepository,
-)
-from andon.connectors.sources.schemas import ConnectionCreate, ConnectionUpdate, SecretRotate
+from andon.connectors.sources.repository import ConnectionFound, DeliveryRepository, SourceConnectionRepository
+from andon.connectors.sources.schemas import ConnectionCreate, ConnectionUpdate, MappingTest, SecretRotate
 from andon.platform.api.schemas import apply_update
 from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
-from andon.platform.auth.rbac import P
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.ids import new_id
-from andon.platform.db.scope import apply_principal_scope
 from andon.platform.db.types import utcnow
 from andon.platform.events.catalogue import CATALOGUE
-from andon.platform.events.envelope import CloudEvent, parse_structured
-from andon.platform.events.ingress import Accepted, EventIngress
-from andon.platform.http.errors import (
-    AndonError,
-    ConflictError,
-    NotFoundError,
-    field_error,
-)
+from andon.platform.events.envelope import CloudEvent
+from andon.platform.http.errors import AndonError, ConflictError, NotFoundError, field_error
 from andon.platform.tenancy.context import TenantContext
-from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
-from andon.tenants.orgs.service import CustomerService, org_is_active
-from andon.tenants.plant.references import resolve_plant_refs
 
 CHANNEL = "webhook"
 # Counters and the last delivery are traffic, not settings: they stay out of the audit trail.
@@ -60,6 +42,9 @@ _NOT_AUDITED = SECRET_COLUMNS | {
     "deliveries_refused",
     "last_delivery_at",
     "last_delivery_outcome",
+    "cursor",
+    "next_poll_at",
+    "last_error",
 }
 
 
@@ -109,10 +94,10 @@ class SourceConnectionAdmin:
             )
 
     @staticmethod
-    def _check(event_type: str | None, verifier: str, signature_header: str | None) -> None:
+    def _check(kind: str, event_type: str | None, verifier: str, signature_header: str | None) -> None:
         if event_type is not None and event_type not in CATALOGUE:
             raise field_error("event_type", f"unknown event type; see GET /api/v1/event-types ({len(CATALOGUE)} types)")
-        if verifier != verifiers.STANDARD and not signature_header:
+        if kind == "webhook" and verifier != verifiers.STANDARD and not signature_header:
             raise field_error("signature_header", f"the {verifier} verifier reads the signature from a header: name it")
 
     def _secret(self, verifier: str, chosen: str | None) -> str:
@@ -123,10 +108,15 @@ class SourceConnectionAdmin:
             raise field_error("secret", problem)
         return chosen
 
-    async def create(self, data: ConnectionCreate) -> tuple[SourceConnection, str]:
-        self._check(data.event_type, data.verifier, data.signature_header)
+    async def create(self, data: ConnectionCreate) -> tuple[SourceConnection, str | None]:
+        """The connection, and its secret when it has one: a webhook's signing secret (generated
+        unless the vendor dictates it), or the credential a poller presents (only if given)."""
+        webhook = data.kind == "webhook"
+        self._check(data.kind, data.event_type, data.verifier, data.signature_header)
+        config = normalised_config(data.kind, data.config)
+        check_mapping(data.mapping)
         await self._name_free(data.name)
-        secret = self._secret(data.verifier, data.secret)
+        secret = self._secret(data.verifier, data.secret) if webhook else data.secret
         connection_id = new_id()
         connection = await self.repo.add(
             SourceConnection(
@@ -135,14 +125,18 @@ class SourceConnectionAdmin:
                 kind=data.kind,
                 source=data.source or default_source(connection_id),
                 event_type=data.event_type,
-                verifier=data.verifier,
+                config=config,
+                mapping=data.mapping,
+                verifier=data.verifier if webhook else "none",
                 # Standard Webhooks fixes its headers; a header named for it would only mislead.
-                signature_header=data.signature_header if data.verifier != verifiers.STANDARD else None,
-                signature_prefix=data.signature_prefix if data.verifier != verifiers.STANDARD else "",
+                signature_header=data.signature_header if webhook and data.verifier != verifiers.STANDARD else None,
+                signature_prefix=data.signature_prefix if webhook and data.verifier != verifiers.STANDARD else "",
                 digest_encoding=data.digest_encoding,
-                secret_sealed=self.box.seal(secret),
+                secret_sealed=self.box.seal(secret) if secret else None,
                 tolerance_seconds=data.tolerance_seconds,
                 enabled=data.enabled,
+                # A poller's first fetch is due at once.
+                next_poll_at=utcnow() if data.kind in POLLED else None,
                 deliveries_accepted=0,
                 deliveries_duplicate=0,
                 deliveries_refused=0,
@@ -158,10 +152,18 @@ class SourceConnectionAdmin:
             await self._name_free(data.name, connection.id)
         event_type = connection.event_type if data.event_type is msgspec.UNSET else data.event_type
         header = connection.signature_header if data.signature_header is msgspec.UNSET else data.signature_header
-        self._check(event_type, connection.verifier, header)
+        webhook = connection.kind == "webhook"
+        self._check(connection.kind, event_type, connection.verifier, header)
+        if data.config is not msgspec.UNSET:
+            data.config = normalised_config(connection.kind, data.config)
+        if data.mapping is not msgspec.UNSET:
+            check_mapping(data.mapping)
         apply_update(connection, data)
-        if connection.verifier == verifiers.STANDARD:
+        if connection.verifier == verifiers.STANDARD or not webhook:
             connection.signature_header, connection.signature_prefix = None, ""
+        if connection.kind in POLLED and connection.enabled:
+            # A fixed connection is fetched now, not after the backoff its last failure earned.
+            connection.next_poll_at = utcnow()
         await self.session.flush()
         await self._audit("source_connection.updated", connection, before)
         return connection
@@ -171,7 +173,13 @@ class SourceConnectionAdmin:
         (a secret older than that is dropped at once: two secrets in force at most)."""
         connection = await self.get(connection_id)
         before = _audited(connection)
-        secret = self._secret(connection.verifier, data.secret)
+        if connection.kind == "webhook":
+            secret = self._secret(connection.verifier, data.secret)
+        elif data.secret is None:
+            raise field_error("secret", f"a {connection.kind} connection's credential is the vendor's: give it")
+        else:
+            # A vendor's key is replaced outright: nothing signs with the old one on Andon's side.
+            secret, data.rollover_seconds = data.secret, 0
         now = utcnow()
         if data.rollover_seconds > 0:
             connection.previous_secret_sealed = connection.secret_sealed
@@ -180,6 +188,8 @@ class SourceConnectionAdmin:
             connection.previous_secret_sealed, connection.previous_secret_expires_at = None, None
         connection.secret_sealed = self.box.seal(secret)
         connection.secret_rotated_at = now
+        if connection.kind in POLLED and connection.enabled:
+            connection.next_poll_at = now
         await self.session.flush()
         await self._audit("source_connection.secret_rotated", connection, before)
         return connection, secret
@@ -188,6 +198,40 @@ class SourceConnectionAdmin:
         connection = await self.get(connection_id)
         await self._audit("source_connection.deleted", connection, _audited(connection))
         await self.repo.remove(connection)
+
+    async def test_mapping(
+        self, data: MappingTest, connection_id: uuid.UUID | None = None
+    ) -> builtins.list[CloudEvent]:
+        """What a sample payload would become on a connection (its mapping, or the one given), stored
+        nowhere. Refusals name their fields as a real delivery's would."""
+        connection = await self.get(connection_id) if connection_id is not None else None
+        mapping = data.mapping if data.mapping is not msgspec.UNSET else (connection.mapping if connection else None)
+        check_mapping(mapping)
+        source = connection.source if connection else (data.source or "urn:andon:connection:test")
+        event_type = connection.event_type if connection and data.event_type is None else data.event_type
+        if event_type is not None and event_type not in CATALOGUE:
+            raise field_error("event_type", f"unknown event type; see GET /api/v1/event-types ({len(CATALOGUE)} types)")
+        found = ConnectionFound(
+            id=connection.id if connection else new_id(),
+            tenant_id=self.tenant.tenant_id,
+            name=connection.name if connection else "test",
+            kind=connection.kind if connection else "webhook",
+            enabled=True,
+            source=source,
+            event_type=event_type,
+            verifier="none",
+            signature_header=None,
+            signature_prefix="",
+            digest_encoding="hex",
+            tolerance_seconds=0,
+            secret_sealed=None,
+            previous_secret_sealed=None,
+            previous_secret_expires_at=None,
+            config=dict(connection.config) if connection else {},
+            mapping=mapping,
+        )
+        events, _ = to_events(found, Delivery(body=msgspec.json.encode(data.payload)))
+        return events
 
     async def deliveries(
         self, connection_id: uuid.UUID, *, limit: int, offset: int, outcome: str | None
@@ -206,85 +250,48 @@ class SignatureError(AndonError):
     type_slug = "unauthorized"
 
 
-NOT_HERE = "no such webhook connection, or it is disabled"
+# Charges a tenant's event budget; raises 429 when it is spent.
+Limit = Callable[[uuid.UUID, int], Awaitable[None]]
+
 NOT_SIGNED = "the delivery's signature does not verify: wrong secret, or a timestamp outside the allowed window"
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    accepted: list[Accepted]
-
-    @property
-    def new(self) -> bool:
-        return any(not a.duplicate for a in self.accepted)
-
-
 class WebhookReceiver:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox) -> None:
-        self.sessionmaker = sessionmaker
+    """A vendor's signed request to ``/hooks/<id>``.
+
+    Replays: a Standard Webhooks delivery outside the timestamp window is refused; inside it, the
+    event id is the CloudEvent's own id or the ``webhook-id`` (else a hash of the body), so the unique
+    (tenant, source, id) of events answers a repeat with the original acceptance and stores nothing new.
+    """
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox, limit: Limit | None = None
+    ) -> None:
+        self.intake = ConnectionIntake(sessionmaker)
         self.box = box
+        self.limit = limit
 
     async def receive(self, connection_id: uuid.UUID, headers: Mapping[str, str], body: bytes) -> Receipt:
         headers = {name.lower(): value for name, value in headers.items()}
-        async with self.sessionmaker() as session:
-            async with session.begin():
-                found = await ConnectionLookup(session).by_id(connection_id)
-            if found is None:
-                raise NotFoundError(NOT_HERE)
+        found = await self.intake.find(connection_id)
+        if found is None or found.kind != "webhook":
+            raise NotFoundError(NOT_HERE)
+        webhook_id = headers.get("webhook-id") or None
+        delivery = Delivery(body=body, reference=webhook_id, delivery_id=webhook_id or hashlib.sha256(body).hexdigest())
+        if found.enabled:
             try:
-                async with session.begin():
-                    tenant = await self._enter(session, found)
-                    accepted = await self._accept(session, tenant, found, headers, body)
-                    duplicate = all(a.duplicate for a in accepted)
-                    await self._log(
-                        session,
-                        tenant,
-                        found,
-                        headers,
-                        outcome="duplicate" if duplicate else "accepted",
-                        status=200 if duplicate else 201,
-                        event_ids=[str(a.id) for a in accepted],
-                    )
-                return Receipt(accepted)
-            except _Refused as refusal:
-                # The attempt's transaction is gone, with anything it wrote; the refusal is logged
-                # in a transaction of its own.
-                await self._log_refusal(session, found, headers, refusal.answer.status_code, refusal.reason)
+                self._verify(found, headers, body, utcnow())
+            except Refused as refusal:
+                await self.intake.refuse(found, delivery, refusal)
                 raise refusal.answer from None
-            except _Unlogged:
-                raise
-            except AndonError as refusal:
-                await self._log_refusal(session, found, headers, refusal.status_code, refusal.detail)
-                raise
+            # Charged only for deliveries that prove their sender: unsigned junk sent to a known hook
+            # cannot spend its tenant's budget. One event per delivery (a mapping's split is known later).
+            if self.limit is not None:
+                await self.limit(found.tenant_id, 1)
+        return await self.intake.receive(found, delivery, channel=CHANNEL)
 
-    async def _enter(self, session: AsyncSession, found: ConnectionFound) -> TenantContext:
-        """The connection's tenant, entered as the connection itself (it may only send events)."""
-        principal = Principal(
-            subject_kind=SubjectKind.SERVICE,
-            subject_id=found.id,
-            label=f"webhook connection {found.name}",
-            org_kind=OrgKind.CUSTOMER,
-            customer_id=found.tenant_id,
-            permissions=frozenset({P.EVENTS_WRITE}),
-        )
-        await apply_principal_scope(session, principal)
-        if not await org_is_active(session, principal):
-            # A suspended customer takes no deliveries; the sender learns no more than for a wrong id.
-            raise _Unlogged(NOT_HERE)
-        return await CustomerService(session, principal).open_tenant(found.tenant_id)
-
-    async def _accept(
-        self,
-        session: AsyncSession,
-        tenant: TenantContext,
-        found: ConnectionFound,
-        headers: dict[str, str],
-        body: bytes,
-    ) -> list[Accepted]:
-        if not found.enabled:
-            raise _Refused(NotFoundError(NOT_HERE), "the connection is disabled")
-        now = utcnow()
-        in_force = [self.box.open(found.secret_sealed)]
+    def _verify(self, found: ConnectionFound, headers: dict[str, str], body: bytes, now: datetime) -> None:
+        in_force = [self.box.open(s) for s in (found.secret_sealed,) if s]
         if found.previous_secret_sealed and found.previous_secret_expires_at and found.previous_secret_expires_at > now:
             in_force.append(self.box.open(found.previous_secret_sealed))
         config = verifiers.VerifierConfig(
@@ -297,84 +304,4 @@ class WebhookReceiver:
         try:
             verifiers.verify(config, in_force, headers, body, now)
         except verifiers.SignatureRefused as exc:
-            raise _Refused(SignatureError(NOT_SIGNED), exc.reason) from None
-        event = to_event(found, headers, body)
-        ingress = EventIngress(session, tenant, resolve_plant_refs)
-        return await ingress.accept([event], channel=CHANNEL, raw=[body], connection_id=found.id)
-
-    async def _log(
-        self,
-        session: AsyncSession,
-        tenant: TenantContext,
-        found: ConnectionFound,
-        headers: dict[str, str],
-        *,
-        outcome: str,
-        status: int,
-        reason: str | None = None,
-        event_ids: list[str] | None = None,
-    ) -> None:
-        at = utcnow()
-        webhook_id = headers.get("webhook-id") or None
-        await DeliveryRepository(session, tenant).add(
-            WebhookDelivery(
-                connection_id=found.id,
-                webhook_id=webhook_id[:255] if webhook_id else None,
-                outcome=outcome,
-                status_code=status,
-                reason=reason[:500] if reason else None,
-                event_ids=event_ids or [],
-            )
-        )
-        await SourceConnectionRepository(session, tenant).count_delivery(found.id, outcome, at)
-
-    async def _log_refusal(
-        self, session: AsyncSession, found: ConnectionFound, headers: dict[str, str], status: int, reason: str
-    ) -> None:
-        async with session.begin():
-            tenant = await self._enter(session, found)
-            await self._log(session, tenant, found, headers, outcome="refused", status=status, reason=reason)
-
-
-class _Unlogged(NotFoundError):
-    """Refused before the tenant could be entered: there is nowhere to log it."""
-
-
-class _Refused(Exception):
-    """A refusal whose logged reason says more than the answer the sender gets."""
-
-    def __init__(self, answer: AndonError, reason: str) -> None:
-        super().__init__(reason)
-        self.answer = answer
-        self.reason = reason
-
-
-def to_event(found: ConnectionFound, headers: Mapping[str, str], body: bytes) -> CloudEvent:
-    """The delivery as one event: a structured CloudEvent as it is (in the connection's source), or
-    any other JSON as the ``data`` of the connection's event type."""
-    try:
-        payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise field_error("$", f"the body is not JSON ({exc})") from None
-    if isinstance(payload, dict) and "specversion" in payload:
-        # The connection's secret vouches for its own source and what lies under it, never for
-        # another's: otherwise it could forge (or pre-empt the ids of) events of other senders.
-        payload.setdefault("source", found.source)
-        event = parse_structured(msgspec.json.encode(payload))
-        if event.source != found.source and not event.source.startswith(found.source + "/"):
-            raise field_error("source", f"events on this connection come from {found.source} (or {found.source}/...)")
-        return event
-    if found.event_type is None:
-        raise field_error(
-            "specversion", "this connection takes CloudEvents only; set its event_type to accept other JSON"
-        )
-    event_id = headers.get("webhook-id") or hashlib.sha256(body).hexdigest()
-    envelope = {
-        "id": event_id,
-        "source": found.source,
-        "specversion": "1.0",
-        "type": found.event_type,
-        "datacontenttype": "application/json",
-        "data": payload,
-    }
-    return parse_structured(msgspec.json.encode(envelope))
+            raise Refused(SignatureError(NOT_SIGNED), exc.reason) from None

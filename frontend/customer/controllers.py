@@ -6,6 +6,7 @@ from litestar import Controller
 
 from andon.frontend.customer.api_keys import CustomerApiKeysPageController
 from andon.frontend.customer.audit import CustomerAuditPageController
+from andon.frontend.customer.connections import CustomerConnectionsPageController
 from andon.frontend.customer.plant import CustomerPlantPageController
 from andon.frontend.customer.sign_in import CustomerSignInPageController
 from andon.frontend.customer.users import CustomerUsersPageController
@@ -15,5 +16,6 @@ CUSTOMER_CONSOLE: list[type[Controller]] = [
     CustomerUsersPageController,
     CustomerSignInPageController,
     CustomerApiKeysPageController,
+    CustomerConnectionsPageController,
     CustomerAuditPageController,
 ]

@@ -7,8 +7,10 @@
   chattering; it keeps counting and never notifies again.
 - **Shelving**: a shelved key (a person put its alert on the shelf, with a reason and an expiry)
   counts repeats and opens alerts that notify nobody until the shelf expires.
-- **Grouping**: a new alert joins its asset's open incident when that opened within
-  ``GROUP_WINDOW``; otherwise it opens one.
+- **Grouping**: a new alert whose event names an explicit parent (the ``incidentkey`` extension,
+  e.g. a work order or a line stop the sender already tracks) joins the open incident of that key;
+  otherwise it joins its asset's open incident when that opened within ``GROUP_WINDOW``; otherwise
+  it opens one.
 - **Flood**: when a site's alarm events in one minute reach ``FLOOD_LIMIT``, one flood incident
   opens for the site, the site's incidents of that minute fold into it, and new alerts join it
   without notifying anyone on their own.
@@ -38,6 +40,8 @@ CHATTER_WINDOW = timedelta(seconds=60)
 GROUP_WINDOW = timedelta(minutes=10)
 FLOOD_LIMIT = 100  # alarm events per site per minute
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+# The extension attribute a sender names an explicit parent incident with.
+PARENT_EXTENSION = "incidentkey"
 PRIORITY = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4", "info": "P4"}
 
 
@@ -142,7 +146,14 @@ class Correlator:
 
     async def _incident_for(self, event: Event, site_key: str, severity: str) -> Incident:
         now = event.created_at
-        if event.asset_id is not None:
+        parent = event.extensions.get(PARENT_EXTENSION) if event.extensions else None
+        group_key = str(parent)[:255] if parent else None
+        if group_key is not None:
+            await lock_name(self.session, f"incident:{self.tenant.tenant_id}:{group_key}")
+            found = await self.incidents.open_for_group(group_key)
+            if found is not None:
+                return found
+        elif event.asset_id is not None:
             found = await self.incidents.open_for_asset(event.asset_id, now - GROUP_WINDOW)
             if found is not None:
                 return found
@@ -155,6 +166,7 @@ class Correlator:
             site_id=event.site_id,
             asset_id=event.asset_id,
             site_key=site_key,
+            group_key=group_key,
             opened_at=now,
             notifications=0,
         )

@@ -14,7 +14,10 @@ from andon.platform.db.types import UTCDateTime
 
 class Incident(TenantOwnedMixin, Base):
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_tenant_status", "tenant_id", "status"),)
+    __table_args__ = (
+        Index("ix_incidents_tenant_status", "tenant_id", "status"),
+        Index("ix_incidents_tenant_group", "tenant_id", "group_key"),
+    )
 
     title: Mapped[str] = mapped_column(String(300), nullable=False)
     # "alert": grouped alerts of one asset (or one parent); "flood": a site's alarm rate over its limit.
@@ -26,6 +29,8 @@ class Incident(TenantOwnedMixin, Base):
     asset_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     # The site key floods are counted under: the site's id, else what the sender called it.
     site_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The sender's explicit parent (the ``incidentkey`` extension) that alerts of this incident share.
+    group_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     alert_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     event_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     notifications: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,13 +40,26 @@ class AlertRepository(TenantRepository[Alert]):
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def search(
-        self, *, limit: int, offset: int, status: str | None = None, incident_id: uuid.UUID | None = None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        status: str | None = None,
+        incident_id: uuid.UUID | None = None,
+        severity: str | None = None,
+        shelved: bool | None = None,
     ) -> tuple[Sequence[Alert], int]:
+        """Newest first; ``shelved``: only alerts on a shelf now (True) or only those not (False)."""
         where: list[ColumnElement[bool]] = []
         if status:
             where.append(Alert.status == status)
         if incident_id:
             where.append(Alert.incident_id == incident_id)
+        if severity:
+            where.append(Alert.severity == severity)
+        if shelved is not None:
+            on_shelf = Alert.shelved_until > utcnow()
+            where.append(on_shelf if shelved else or_(Alert.shelved_until.is_(None), ~on_shelf))
         rows = await self.session.execute(
             self.select().where(*where).order_by(Alert.last_event_at.desc()).limit(limit).offset(offset)
         )
@@ -73,6 +86,11 @@ class IncidentRepository(TenantRepository[Incident]):
             Incident.opened_at >= since,
         )
 
+    async def open_for_group(self, group_key: str) -> Incident | None:
+        return await self.find(
+            Incident.kind == "alert", Incident.group_key == group_key, Incident.status.in_(OPEN_INCIDENT)
+        )
+
     async def open_flood(self, site_key: str) -> Incident | None:
         return await self.find(
             Incident.kind == "flood", Incident.site_key == site_key, Incident.status.in_(OPEN_INCIDENT)
@@ -88,13 +106,24 @@ class IncidentRepository(TenantRepository[Incident]):
         return (await self.session.execute(stmt)).scalars().all()
 
     async def search(
-        self, *, limit: int, offset: int, status: str | None = None, kind: str | None = None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        status: str | None = None,
+        kind: str | None = None,
+        severity: str | None = None,
+        site_id: uuid.UUID | None = None,
     ) -> tuple[Sequence[Incident], int]:
         where: list[ColumnElement[bool]] = []
         if status:
             where.append(Incident.status == status)
         if kind:
             where.append(Incident.kind == kind)
+        if severity:
+            where.append(Incident.severity == severity)
+        if site_id:
+            where.append(Incident.site_id == site_id)
         rows = await self.session.execute(
             self.select().where(*where).order_by(Incident.opened_at.desc()).limit(limit).offset(offset)
         )

@@ -42,6 +42,8 @@ class IncidentRead(msgspec.Struct, kw_only=True):
     priority: str
     site_id: uuid.UUID | None
     asset_id: uuid.UUID | None
+    # The sender's explicit parent (the incidentkey extension), when alerts were grouped by it.
+    group_key: str | None
     alert_count: int
     event_count: int
     notifications: int

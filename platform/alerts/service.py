@@ -44,6 +44,8 @@ class AlertService:
             raise ConflictError(f"the alert is {alert.status}; only a triggered alert can be acknowledged")
         alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", utcnow(), self._who()
         await self._act(alert, "alert.acknowledged", f"Acknowledged by {self._who()}")
+        if alert.incident_id is not None:
+            await self._acknowledge_incident_when_owned(alert.incident_id)
         return alert
 
     async def resolve(self, alert_id: uuid.UUID) -> Alert:
@@ -73,6 +75,16 @@ class AlertService:
         alert.shelved_until, alert.shelved_reason = None, None
         await self._act(alert, "alert.unshelved", f"Taken off the shelf by {self._who()}")
         return alert
+
+    async def _acknowledge_incident_when_owned(self, incident_id: uuid.UUID) -> None:
+        """An incident is acknowledged once no alert of it is left unacknowledged: someone owns it."""
+        incident = await self.incidents.get(incident_id)
+        if incident is None or incident.status != "open":
+            return
+        triggered, _ = await self.alerts.search(limit=1, offset=0, incident_id=incident_id, status="triggered")
+        if not triggered:
+            incident.status, incident.acknowledged_at = "acknowledged", utcnow()
+            await self._note(incident.id, "acknowledged", f"Every alert is acknowledged: {self._who()} owns it", None)
 
     async def _close_incident_when_done(self, incident_id: uuid.UUID) -> None:
         incident = await self.incidents.get(incident_id)

@@ -4,6 +4,9 @@ No header means an anonymous connection. A header that is present but wrong leav
 anonymous with the reason in ``scope["auth"]``; the permission guard then refuses every route that is
 not public with that reason (one message for all key failures, so nothing is revealed). Refusing in
 the guard, not here, keeps the refusal inside the route's error handling and request logging.
+
+A key once verified is trusted for ``security.api_key_cache_seconds`` by this process (see
+``verified.py``): a gateway sending hundreds of events a second costs one lookup every few seconds.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from datetime import timedelta
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from andon.platform.auth.keys import matches, split_key
+from andon.platform.auth.keys import hash_key, matches, split_key
 from andon.platform.auth.repository import ApiKeyLookup
+from andon.platform.auth.verified import VerifiedKeys
 from andon.platform.db.types import utcnow
 from andon.platform.identity.login import OTHER_PORTAL, signs_in_here
 from andon.platform.identity.oidc import OidcError, unverified_target, validate_access_token
@@ -56,6 +60,25 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             return AuthenticationResult(user=None, auth=AuthFailure(INVALID))
         app_state = connection.app.state
         now = utcnow()
+        verified: VerifiedKeys = app_state.verified_keys
+        digest = hash_key(token)
+        hit = verified.get(digest, now)
+        if hit is None:
+            async with verified.refreshing(digest):
+                hit = verified.get(digest, now)
+                if hit is None:
+                    return await self._from_api_key(connection, token, prefix, digest)
+        return AuthenticationResult(user=hit.principal, auth=hit.prefix)
+
+    async def _from_api_key(
+        self,
+        connection: ASGIConnection,  # type: ignore[type-arg]
+        token: str,
+        prefix: str,
+        digest: str,
+    ) -> AuthenticationResult:
+        app_state = connection.app.state
+        now = utcnow()
         async with app_state.sessionmaker() as session, session.begin():
             lookup = ApiKeyLookup(session)
             key = await lookup.by_prefix(prefix)
@@ -74,6 +97,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             )
             if not await app_state.org_active(session, principal):
                 return AuthenticationResult(user=None, auth=AuthFailure(SUSPENDED))
+        app_state.verified_keys.put(digest, principal, key.prefix, key.expires_at)
         return AuthenticationResult(user=principal, auth=key.prefix)
 
     async def _from_jwt(self, connection: ASGIConnection, token: str) -> AuthenticationResult:  # type: ignore[type-arg]

@@ -35,6 +35,11 @@ class P:
     ALERTS_WRITE = "alerts:write"
     CONNECTIONS_READ = "connections:read"
     CONNECTIONS_WRITE = "connections:write"
+    WORKFLOWS_READ = "workflows:read"
+    WORKFLOWS_WRITE = "workflows:write"
+    RUNS_READ = "runs:read"
+    RUNS_WRITE = "runs:write"
+    TASKS_WRITE = "tasks:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -60,6 +65,9 @@ _PLANT_ALL = (P.PLANT_READ, P.PLANT_WRITE, P.ONBOARDING_IMPORT)
 _KEYS_ALL = (P.API_KEYS_READ, P.API_KEYS_WRITE)
 _PEOPLE_ALL = (P.USERS_READ, P.USERS_WRITE, P.IDENTITY_READ, P.IDENTITY_WRITE)
 _CONNECTIONS_ALL = (P.CONNECTIONS_READ, P.CONNECTIONS_WRITE)
+_WORKFLOWS_ALL = (P.WORKFLOWS_READ, P.WORKFLOWS_WRITE, P.RUNS_READ, P.RUNS_WRITE, P.TASKS_WRITE)
+# People on the floor: see runs, step in when one is stuck, do their tasks.
+_RUNS_FLOOR = (P.RUNS_READ, P.RUNS_WRITE, P.TASKS_WRITE)
 
 ROLES: dict[str, Role] = {
     r.name: r
@@ -95,6 +103,7 @@ ROLES: dict[str, Role] = {
             P.EVENTS_WRITE,
             *_CONNECTIONS_ALL,
             P.ALERTS_WRITE,
+            *_WORKFLOWS_ALL,
         ),
         _role(
             "partner_engineer",
@@ -108,6 +117,9 @@ ROLES: dict[str, Role] = {
             P.EVENTS_READ,
             P.EVENTS_WRITE,
             *_CONNECTIONS_ALL,
+            P.WORKFLOWS_READ,
+            P.WORKFLOWS_WRITE,
+            P.RUNS_READ,
         ),
         _role(
             "partner_support",
@@ -120,6 +132,8 @@ ROLES: dict[str, Role] = {
             P.ROLES_READ,
             P.EVENTS_READ,
             P.ALERTS_WRITE,
+            P.RUNS_READ,
+            P.RUNS_WRITE,
         ),
         _role(
             "customer_admin",
@@ -137,6 +151,7 @@ ROLES: dict[str, Role] = {
             P.EVENTS_WRITE,
             *_CONNECTIONS_ALL,
             P.ALERTS_WRITE,
+            *_WORKFLOWS_ALL,
         ),
         _role(
             "plant_supervisor",
@@ -147,6 +162,7 @@ ROLES: dict[str, Role] = {
             P.PLANT_READ,
             P.EVENTS_READ,
             P.ALERTS_WRITE,
+            *_RUNS_FLOOR,
         ),
         _role(
             "technician",
@@ -157,6 +173,8 @@ ROLES: dict[str, Role] = {
             P.PLANT_READ,
             P.EVENTS_READ,
             P.ALERTS_WRITE,
+            P.RUNS_READ,
+            P.TASKS_WRITE,
         ),
         _role(
             "quality_engineer",
@@ -167,6 +185,8 @@ ROLES: dict[str, Role] = {
             P.PLANT_READ,
             P.EVENTS_READ,
             P.ALERTS_WRITE,
+            P.RUNS_READ,
+            P.TASKS_WRITE,
         ),
         _role(
             "finance",
@@ -186,6 +206,8 @@ ROLES: dict[str, Role] = {
             P.ROLES_READ,
             P.EVENTS_READ,
             P.CONNECTIONS_READ,
+            P.WORKFLOWS_READ,
+            P.RUNS_READ,
         ),
         _role(
             "ingest",
@@ -205,7 +227,18 @@ class UnknownRoleError(ValueError):
 
 # A role limited to one site may only read the organisation and work on plant data: anything that
 # manages people, keys, identity or the audit trail acts on the whole customer and cannot be scoped.
-SITE_SCOPED_PERMISSIONS = frozenset({P.CUSTOMERS_READ, P.PLANT_READ, P.PLANT_WRITE, P.EVENTS_READ, P.ALERTS_WRITE})
+SITE_SCOPED_PERMISSIONS = frozenset(
+    {
+        P.CUSTOMERS_READ,
+        P.PLANT_READ,
+        P.PLANT_WRITE,
+        P.EVENTS_READ,
+        P.ALERTS_WRITE,
+        P.RUNS_READ,
+        P.RUNS_WRITE,
+        P.TASKS_WRITE,
+    }
+)
 
 
 def site_grantable(role_name: str) -> bool:

@@ -48,6 +48,24 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+@cli.command()
+@click.option("--threads", default=None, type=int, help="Defaults to ANDON_WORKERS_THREADS.")
+def worker(threads: int | None) -> None:
+    """Run workflow steps and event processing from the broker (production: Redis)."""
+    from andon.platform.workers.processes import run_worker
+
+    settings = Settings()
+    asyncio.run(run_worker(settings, threads or settings.workers.threads))
+
+
+@cli.command()
+def scheduler() -> None:
+    """Fire due timers and send stalled steps again; several may run at once."""
+    from andon.platform.workers.processes import run_scheduler
+
+    asyncio.run(run_scheduler(Settings()))
+
+
 @cli.group()
 def db() -> None:
     """Database migrations."""
@@ -112,3 +130,7 @@ def audit_verify() -> None:
         return 1
 
     sys.exit(asyncio.run(_run()))
+
+
+if __name__ == "__main__":
+    cli()

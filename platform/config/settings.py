@@ -59,6 +59,9 @@ class SecuritySettings(BaseSettings):
     max_body_bytes: int = 5 * 1024 * 1024
     # API keys are touched (last_used_at) at most this often, to keep reads read-only.
     api_key_touch_seconds: int = 60
+    # A verified API key is trusted by the process that verified it for this long (revocation, expiry
+    # and suspension elsewhere take effect within it); 0 looks every key up on every request.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # Fernet keys (comma-separated, newest first) sealing stored secrets; empty: derived from secret_key.
     encryption_keys: str = ""
     # Local accounts: this many wrong passwords in a row lock the account for lockout_minutes.
@@ -88,6 +91,99 @@ class WorkerSettings(BaseSettings):
     threads: int = 2
 
 
+class EventSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_EVENTS_", extra="ignore")
+
+    # How long the raw payload of each event is kept (the normalised event stays).
+    raw_retention_days: int = Field(default=30, ge=1)
+    # How long each connection's delivery log keeps its lines (accepted and refused alike).
+    delivery_log_days: int = Field(default=14, ge=1)
+    # How often the retention sweep runs, in seconds.
+    retention_sweep_seconds: float = Field(default=3600, gt=0)
+
+
+class PollingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_POLLING_", extra="ignore")
+
+    # The poll scheduler (REST endpoints, drop folders) runs beside the outbox relay when workers run
+    # in process; off: this process polls nothing.
+    enabled: bool = True
+    # How often due connections are looked for, in seconds.
+    tick_seconds: float = Field(default=1.0, gt=0)
+    # Connections this process polls at once.
+    concurrency: int = Field(default=8, ge=1)
+    # A claimed connection is this process's for so long (renewed with each page or file); a crashed
+    # process's connections are taken up by another once it runs out.
+    lease_seconds: int = Field(default=300, ge=30)
+    # Pages (REST) or files (drop folder) per run; the rest follow in the next run, at once.
+    max_batches: int = Field(default=20, ge=1)
+    # The longest a vendor may take to answer one page, in seconds.
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # After failures the wait doubles from the connection's interval, up to this.
+    max_backoff_seconds: int = Field(default=3600, ge=5)
+    # Whether polled URLs may be loopback, private or link-local addresses (a tenant could otherwise
+    # reach the servers' own network). None: allowed outside production only.
+    allow_private_networks: bool | None = None
+    # Drop folders live under <drop_root>/<customer id>/, and no customer reads outside its own.
+    # None: <data_dir>/drop.
+    drop_root: Path | None = None
+
+
+class LimitSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_LIMITS_", extra="ignore")
+
+    # Events each tenant may send per second on the HTTP ingress paths (a token bucket per tenant,
+    # shared by all processes through Redis); 0 turns the limit off.
+    events_per_second: float = Field(default=500.0, ge=0)
+    # The bucket's size: how many events a tenant may send at once after a quiet spell.
+    events_burst: int = Field(default=1000, ge=1)
+
+
+class ObservabilitySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_OBSERVABILITY_", extra="ignore")
+
+    # Scrapers of ``/metrics`` send ``Authorization: Bearer <token>``. Empty: open outside production,
+    # absent (404) in production.
+    metrics_token: SecretStr = SecretStr("")
+
+
+class MqttSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_MQTT_", extra="ignore")
+
+    # The broker edge gateways publish to: mqtt://host:1883, or mqtts://host:8883 for TLS. Empty: no
+    # MQTT ingress (the embedded default: mqtt connections can be set up but receive nothing).
+    url: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    # Each customer's topics live under <topic_root>/<customer id>/: a connection's topic filter (even
+    # "#") never reaches another customer's messages. Broker ACLs keep each gateway inside its own.
+    topic_root: str = Field(default="andon", pattern=r"^[^/+#$\x00][^/+#\x00]*$")
+    # Client ids are <client_prefix>-<connection id>, stable across restarts, so the broker keeps each
+    # subscription's session and the QoS 1 messages published while Andon was away.
+    client_prefix: str = Field(default="andon", min_length=1, max_length=40)
+    # How often the set of mqtt connections is read again (created, edited, disabled, deleted ones).
+    reload_seconds: float = Field(default=10, gt=0)
+    # While the broker is away: reconnect after this long, doubling up to the most.
+    reconnect_min_seconds: float = Field(default=1, gt=0)
+    reconnect_max_seconds: float = Field(default=30, gt=0)
+    # Larger messages are refused (413) and logged on their connection.
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1)
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_ENGINE_", extra="ignore")
+
+    # How long a worker holds a claimed step; past it (the worker died), the scheduler queues it again.
+    lease_seconds: float = Field(default=60, gt=0)
+    # A step queued this long without a worker taking it had its message lost: it is sent again. Keep
+    # it above the normal queueing delay under load, or the sweep sends duplicates (harmless, wasted).
+    stalled_after_seconds: float = Field(default=60, gt=0)
+    # The scheduler runs inside the web process in embedded mode (with the in-process workers).
+    scheduler_tick_seconds: float = Field(default=0.2, gt=0)
+
+
 class HttpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANDON_HTTP_", extra="ignore")
 
@@ -111,6 +207,12 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    polling: PollingSettings = Field(default_factory=PollingSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     @property
     def secure_cookies(self) -> bool:

@@ -14,6 +14,7 @@ def load_all_models() -> MetaData:
     import andon.platform.alerts.models
     import andon.platform.audit.models
     import andon.platform.auth.models
+    import andon.platform.engine.models
     import andon.platform.events.models
     import andon.platform.identity.models
     import andon.tenants.branding.models

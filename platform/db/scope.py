@@ -22,6 +22,8 @@ PARTNER_SETTING = "andon.partner_id"
 OPERATOR_SETTING = "andon.operator"
 AUTH_LOOKUP_SETTING = "andon.auth_lookup"
 RELAY_SETTING = "andon.relay"
+MAINTENANCE_SETTING = "andon.maintenance"
+SCHEDULER_SETTING = "andon.scheduler"
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -32,13 +34,23 @@ async def _set(session: AsyncSession, name: str, value: str) -> None:
     await session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
 
 
+# One round trip for the whole scope (every request begins with it).
+_SCOPE = f"SELECT set_config('{PARTNER_SETTING}', :partner, true), set_config('{OPERATOR_SETTING}', :operator, true)"
+_SCOPE_WITH_TENANT = text(f"{_SCOPE}, set_config('{TENANT_SETTING}', :tenant, true)")
+_SCOPE_ONLY = text(_SCOPE)
+
+
 async def apply_principal_scope(session: AsyncSession, principal: Principal) -> None:
     if not is_postgres(session):
         return
-    await _set(session, PARTNER_SETTING, str(principal.partner_id) if principal.partner_id else "")
-    await _set(session, OPERATOR_SETTING, "on" if principal.is_operator else "")
+    values = {
+        "partner": str(principal.partner_id) if principal.partner_id else "",
+        "operator": "on" if principal.is_operator else "",
+    }
     if principal.customer_id:
-        await _set(session, TENANT_SETTING, str(principal.customer_id))
+        await session.execute(_SCOPE_WITH_TENANT, {**values, "tenant": str(principal.customer_id)})
+    else:
+        await session.execute(_SCOPE_ONLY, values)
 
 
 async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID, principal: Principal) -> None:
@@ -59,6 +71,20 @@ async def enter_relay_mode(session: AsyncSession) -> None:
     """The outbox relay reads every tenant's pending messages (and nothing else) for this transaction."""
     if is_postgres(session):
         await _set(session, RELAY_SETTING, "on")
+
+
+async def enter_maintenance_mode(session: AsyncSession) -> None:
+    """Housekeeping across tenants (the raw-payload retention sweep) for this transaction; the
+    policies open to it only what the sweep touches."""
+    if is_postgres(session):
+        await _set(session, MAINTENANCE_SETTING, "on")
+
+
+async def enter_scheduler_mode(session: AsyncSession) -> None:
+    """A scheduler fires every tenant's due timers and requeues stalled steps in this transaction;
+    the policies open the timers and step runs to it, nothing else."""
+    if is_postgres(session):
+        await _set(session, SCHEDULER_SETTING, "on")
 
 
 async def lock_name(session: AsyncSession, name: str) -> None:

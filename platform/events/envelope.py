@@ -78,6 +78,9 @@ def _convert(raw: Any, where: str) -> CloudEvent:
 
 
 def _missing_field(message: str) -> str:
+    # Only "Object missing required field `x`" names a field; "Expected `object`, got `str`" names a type.
+    if "missing required field" not in message:
+        return ""
     found = re.search(r"`\$?\.?([a-z0-9_]+)`", message)
     return found.group(1) if found else ""
 
@@ -102,6 +105,11 @@ def _check(event: CloudEvent, raw: dict[str, Any]) -> list[tuple[str, str]]:
     if event.time is not None and event.time.tzinfo is None:
         problems.append(("time", "a time needs its offset (RFC 3339), for example 2026-11-25T08:00:00Z"))
     return problems
+
+
+def parse_object(raw: Any, where: str = "") -> CloudEvent:
+    """An already-decoded event (a mapping's output); refusals name fields under ``where``."""
+    return _convert(raw, where)
 
 
 def parse_structured(body: bytes) -> CloudEvent:

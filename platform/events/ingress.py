@@ -57,10 +57,15 @@ class EventIngress:
             if event.tenantid is not None and event.tenantid != self.tenant.tenant_id:
                 where = f"[{index}].tenantid" if len(events) > 1 else "tenantid"
                 raise NotFoundError(f"{where}: no such tenant here", extra={"errors": [{"field": where}]})
-        accepted = []
+        rows = []
         for index, event in enumerate(events):
-            refs = await self.resolve_plant(self.session, self.tenant, event.siteid, event.assetid)
-            row_id, new = await self.events.insert_once(
+            # Only an event that names a site or an asset costs a plant lookup.
+            refs = (
+                await self.resolve_plant(self.session, self.tenant, event.siteid, event.assetid)
+                if event.siteid or event.assetid
+                else PlantRefs()
+            )
+            rows.append(
                 {
                     "source": event.source,
                     "event_id": event.id,
@@ -82,8 +87,10 @@ class EventIngress:
                     "status": "accepted",
                 }
             )
-            if new:
-                args = [str(self.tenant.tenant_id), str(self.tenant.partner_id), str(row_id)]
-                await self.outbox.add(self.tenant.tenant_id, PROCESS_ACTOR, args)
-            accepted.append(Accepted(row_id, event.source, event.id, duplicate=not new))
-        return accepted
+        # Each new event and its outbox message are written together (one statement on PostgreSQL).
+        args = [str(self.tenant.tenant_id), str(self.tenant.partner_id)]
+        stored = await self.events.insert_many(rows, outbox_actor=PROCESS_ACTOR, outbox_args=args)
+        return [
+            Accepted(row_id, event.source, event.id, duplicate=not new)
+            for event, (row_id, new) in zip(events, stored, strict=True)
+        ]

@@ -40,7 +40,8 @@ class Event(TenantOwnedMixin, Base):
     data: Mapped[Any] = mapped_column(JSONType, nullable=True)
     extensions: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     # The delivery as it arrived, kept for the retention period (mapping fixes, disputes).
-    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # None once the retention period has passed.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     channel: Mapped[str] = mapped_column(String(20), nullable=False)
     connection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="accepted")

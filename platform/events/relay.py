@@ -16,6 +16,7 @@ from dramatiq import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.events.repository import OutboxRepository
+from andon.platform.workers.background import BackgroundLoop
 
 log = structlog.get_logger("andon.relay")
 BATCH = 500
@@ -43,17 +44,17 @@ async def relay_once(sessionmaker: async_sessionmaker[AsyncSession], broker: dra
         ]
         # The broker client is blocking; one thread for the whole batch keeps the event loop serving
         # requests without a thread hop per message.
-        await asyncio.to_thread(_enqueue_all, broker, messages)
+        await asyncio.to_thread(enqueue_all, broker, messages)
         await outbox.remove([row.id for row in rows])
         return len(rows)
 
 
-def _enqueue_all(broker: dramatiq.Broker, messages: list[Message[object]]) -> None:
+def enqueue_all(broker: dramatiq.Broker, messages: list[Message[object]]) -> None:
     for message in messages:
         broker.enqueue(message)
 
 
-class Relay:
+class Relay(BackgroundLoop):
     """Runs beside the web app (or in ``andon worker``): drains the outbox, sleeps until woken by a
     commit or for ``idle`` seconds, and backs off while the broker is down."""
 
@@ -64,7 +65,6 @@ class Relay:
         self.broker = broker
         self.idle = idle
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.sent = 0
         self.failures = 0
 
@@ -91,12 +91,3 @@ class Relay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+import msgspec
+from sqlalchemy import ColumnElement, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.platform.db.ids import new_id
 from andon.platform.db.repository import TenantRepository, within_sites
-from andon.platform.db.scope import enter_relay_mode, is_postgres
+from andon.platform.db.scope import enter_maintenance_mode, enter_relay_mode, is_postgres
+from andon.platform.db.types import utcnow
 from andon.platform.events.models import Event, OutboxMessage
 
 
@@ -45,6 +48,57 @@ class EventRepository(TenantRepository[Event]):
             )
         )
         return existing.scalar_one(), False
+
+    async def insert_many(
+        self, rows: Sequence[dict[str, Any]], *, outbox_actor: str, outbox_args: Sequence[str]
+    ) -> list[tuple[uuid.UUID, bool]]:
+        """Store each event unless (tenant, source, id) is already there (an earlier row of ``rows``
+        included), and for each one stored an outbox message ``outbox_actor(*outbox_args, row id)``:
+        (row id, whether new) per row, in order.
+
+        On PostgreSQL one statement stores all events and their outbox rows (``unnest`` keeps its text
+        the same for any number of rows, so it is prepared once per connection); a second reads the
+        ids of repeats, only when there are some."""
+        if not rows:
+            return []
+        if not is_postgres(self.session):
+            stored = []
+            for values in rows:
+                row_id, new = await self.insert_once(values)
+                if new:
+                    args = [*outbox_args, str(row_id)]
+                    self.session.add(OutboxMessage(tenant_id=self.ctx.tenant_id, actor=outbox_actor, args=args))
+                stored.append((row_id, new))
+            return stored
+        ids = [new_id() for _ in rows]
+        params: dict[str, Any] = {name: [r.get(name) for r in rows] for name, _ in _BULK_COLUMNS}
+        params["data"] = [_json(r.get("data")) for r in rows]
+        params["extensions"] = [_json(r.get("extensions") or {}) for r in rows]
+        now = utcnow()
+        params |= {
+            "id": ids,
+            "message_id": [new_id() for _ in rows],
+            "tenant_id": self.ctx.tenant_id,
+            "now": now,
+            "actor": outbox_actor,
+            "args": msgspec.json.encode(list(outbox_args)).decode(),
+        }
+        stored_ids = {row[0] for row in await self.session.execute(_BULK_INSERT, params)}
+        repeats = {
+            (r["source"], r["event_id"]) for r, row_id in zip(rows, ids, strict=True) if row_id not in stored_ids
+        }
+        existing: dict[tuple[str, str], uuid.UUID] = {}
+        if repeats:
+            found = await self.session.execute(
+                select(Event.source, Event.event_id, Event.id).where(
+                    *self.scope(), tuple_(Event.source, Event.event_id).in_(sorted(repeats))
+                )
+            )
+            existing = {(source, event_id): row_id for source, event_id, row_id in found}
+        return [
+            (row_id, True) if row_id in stored_ids else (existing[(r["source"], r["event_id"])], False)
+            for r, row_id in zip(rows, ids, strict=True)
+        ]
 
     async def search(
         self,
@@ -86,6 +140,79 @@ class EventRepository(TenantRepository[Event]):
         if claimed.scalar_one_or_none() is None:
             return None
         return await self.get(event_id)
+
+
+class RawPayloadSweep:
+    """The retention sweep's view: every tenant's events, for clearing raw payloads past retention."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def expire(self, received_before: datetime, limit: int) -> int:
+        """Clears the raw payload of up to ``limit`` events received before the cutoff; the number cleared."""
+        await enter_maintenance_mode(self.session)
+        due = (
+            select(Event.id)  # andon: unscoped-ok (retention sweep, maintenance mode)
+            .where(Event.created_at < received_before, Event.raw.is_not(None))
+            .limit(limit)
+        )
+        cleared = await self.session.execute(
+            update(Event)  # andon: unscoped-ok (retention sweep, maintenance mode)
+            .where(Event.id.in_(due.scalar_subquery()))
+            .values(raw=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int(cleared.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+# Columns of a bulk insert, and their PostgreSQL array types (``data`` and ``extensions`` are JSON text).
+_BULK_COLUMNS = (
+    ("source", "text"),
+    ("event_id", "text"),
+    ("type", "text"),
+    ("subject", "text"),
+    ("time", "timestamptz"),
+    ("severity", "text"),
+    ("dedup_key", "text"),
+    ("site_ref", "text"),
+    ("asset_ref", "text"),
+    ("site_id", "uuid"),
+    ("line_id", "uuid"),
+    ("asset_id", "uuid"),
+    ("data", "jsonb"),
+    ("extensions", "jsonb"),
+    ("raw", "bytea"),
+    ("channel", "text"),
+    ("connection_id", "uuid"),
+    ("status", "text"),
+)
+_NAMES = ", ".join(name for name, _ in _BULK_COLUMNS)
+_ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _BULK_COLUMNS)
+# The tenant's own rows only: row-level security checks each insert against the scope of the
+# transaction, as for any other statement. The f-string joins only the constant column names above.
+_BULK_SQL = f"""
+WITH incoming AS (
+    SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:message_id AS uuid[]), {_ARRAYS})
+        WITH ORDINALITY AS t(id, message_id, {_NAMES}, position)
+),
+stored AS (
+    INSERT INTO events (id, tenant_id, created_at, updated_at, {_NAMES})
+    SELECT id, :tenant_id, :now, :now, {_NAMES} FROM incoming ORDER BY position
+    ON CONFLICT (tenant_id, source, event_id) DO NOTHING
+    RETURNING id
+),
+announced AS (
+    INSERT INTO outbox (tenant_id, actor, args, created_at, attempts, message_id)
+    SELECT :tenant_id, :actor, CAST(:args AS jsonb) || jsonb_build_array(stored.id::text), :now, 0, incoming.message_id
+    FROM stored JOIN incoming USING (id) ORDER BY incoming.position
+)
+SELECT id FROM stored
+"""  # noqa: S608
+_BULK_INSERT = text(_BULK_SQL)  # andon: unscoped-ok (inserts carry the repository's tenant; RLS checks them)
 
 
 class OutboxRepository:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,19 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import andon
 from andon.connectors.ingress.cloudevents import CloudEventsController
-from andon.connectors.sources.controllers import SOURCE_CONTROLLERS
+from andon.connectors.ingress.mqtt import MqttIngress
+from andon.connectors.ingress.pollers import PollScheduler
+from andon.connectors.sources.controllers import HOOKS_PATH, SOURCE_CONTROLLERS
+from andon.connectors.sources.intake import ConnectionIntake, expire_delivery_log
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
 from andon.frontend.home import HomeController
 from andon.frontend.nav import nav_for
+from andon.frontend.operations.controllers import OPERATIONS_CONSOLE
 from andon.frontend.operator.health import OperatorHealthController
 from andon.frontend.operator.partners import OperatorPartnersController
 from andon.frontend.pages import PageContextMiddleware, dress_error_page
@@ -34,19 +40,34 @@ from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
 from andon.platform.auth.guards import require_permission
 from andon.platform.auth.middleware import AuthenticationMiddleware
+from andon.platform.auth.models import ApiKey
+from andon.platform.auth.verified import VerifiedKeys, forget_on_change
 from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
+from andon.platform.db.errors import is_data_exception
+from andon.platform.engine.capabilities import Capabilities
+from andon.platform.engine.controllers import ENGINE_CONTROLLERS
+from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.scheduler import Scheduler
+from andon.platform.events.committer import GroupCommitter
 from andon.platform.events.relay import Relay
+from andon.platform.events.retention import expire_raw_payloads
 from andon.platform.http.dependencies import DEPENDENCIES
 from andon.platform.http.health import HealthController
 from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
+from andon.platform.http.rate_limit import build_rate_limiter
 from andon.platform.http.request_context import RequestContextMiddleware
 from andon.platform.identity.controllers import MeController
 from andon.platform.identity.oidc import OidcMetadataCache
+from andon.platform.observability.controllers import METRICS_PATH, MetricsController
 from andon.platform.observability.logging import configure_logging
+from andon.platform.observability.metrics import IngressMetricsMiddleware
+from andon.platform.tenancy.context import TenantContext
+from andon.platform.tenancy.principal import Principal
 from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
+from andon.platform.workers.periodic import Periodic
 from andon.tenants.access.controllers import (
     CustomerApiKeyController,
     CustomerAuditController,
@@ -69,8 +90,10 @@ from andon.tenants.branding.service import BrandsByHost, portal_url
 from andon.tenants.onboarding.controllers import PlantImportController
 from andon.tenants.orgs.controllers import CustomerController, PartnerController
 from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
-from andon.tenants.orgs.service import org_is_active
+from andon.tenants.orgs.models import Customer, Partner
+from andon.tenants.orgs.service import CustomerService, org_is_active
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
+from andon.tenants.plant.references import resolve_plant_refs
 
 OPENAPI_PATH = "/api/docs"
 TEMPLATES_DIR = Path(andon.__file__).resolve().parent / "frontend" / "templates"
@@ -80,6 +103,7 @@ STATIC_DIR = Path(andon.__file__).resolve().parent / "frontend" / "static"
 def route_handlers() -> list[ControllerRouterHandler]:
     return [
         HealthController,
+        MetricsController,
         HomeController,
         SignInController,
         BrandingController,
@@ -92,6 +116,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         OperatorPartnersController,
         OperatorHealthController,
         *CUSTOMER_CONSOLE,
+        *OPERATIONS_CONSOLE,
         create_static_files_router(
             path="/static",
             directories=[STATIC_DIR],
@@ -115,7 +140,11 @@ def route_handlers() -> list[ControllerRouterHandler]:
         RoleController,
         AuditController,
         # Kernel controllers under /customers/{customer_id} ask for ``tenant``; the tenants domain opens it.
-        Router(path="/", route_handlers=[AlertController, IncidentController], dependencies=TENANT_DEPENDENCY),
+        Router(
+            path="/",
+            route_handlers=[AlertController, IncidentController, *ENGINE_CONTROLLERS],
+            dependencies=TENANT_DEPENDENCY,
+        ),
         CloudEventsController,
         *SOURCE_CONTROLLERS,
         CustomerAuditController,
@@ -123,10 +152,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
 
 
 def _database_refusal(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    # SQLSTATE class 22 is "data exception": PostgreSQL refuses a value SQLite accepts (a NUL character
-    # in text, an out-of-range number). That is the caller's input, so 422; anything else is ours, 500.
-    code = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-    if code.startswith("22"):
+    # The caller's input, so 422; anything else is ours, 500.
+    if is_data_exception(exc):
         return problem_response(
             request,
             422,
@@ -143,6 +170,10 @@ def _integrity_conflict(request: Request[Any, Any, Any], exc: IntegrityError) ->
 
 def _page_globals(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals["nav_for"] = nav_for
+
+
+async def _open_tenant(session: AsyncSession, principal: Principal, customer_id: uuid.UUID) -> TenantContext:
+    return await CustomerService(session, principal).open_tenant(customer_id)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -163,23 +194,75 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "brand_for_host": BrandsByHost(),
             "customer_mark": CustomerMarks(),
             "portal_url": portal_url,
+            # Per-tenant event limits on ingress (Redis buckets when Redis is configured).
+            "rate_limiter": build_rate_limiter(settings),
         }
     )
 
-    worker_db = declare_actors(state.broker, settings)
+    state.capabilities = Capabilities()
+    worker_db = declare_actors(state.broker, settings, state.capabilities)
     state.relay = Relay(state.sessionmaker, state.broker)
+    # Ingress: verified API keys for a few seconds (forgotten at once when a key or an organisation
+    # changes in this process), and events of concurrent requests committed together.
+    state.verified_keys = VerifiedKeys(settings.security.api_key_cache_seconds)
+    forget_on_change(state.verified_keys, ApiKey, Customer, Partner)
+    state.event_committer = GroupCommitter(state.sessionmaker, _open_tenant, resolve_plant_refs)
     state.worker = None
+    state.scheduler = Scheduler(
+        state.sessionmaker,
+        broker_sender(state.broker),
+        tick=settings.engine.scheduler_tick_seconds,
+        stalled_after=settings.engine.stalled_after_seconds,
+    )
+
+    async def _retention() -> None:
+        await expire_raw_payloads(state.sessionmaker, settings.events.raw_retention_days)
+        await expire_delivery_log(state.sessionmaker, settings.events.delivery_log_days)
+
+    state.retention = Periodic("retention", settings.events.retention_sweep_seconds, _retention)
+
+    # Subscriptions for the mqtt connections of every customer, when a broker is configured.
+    state.mqtt = (
+        MqttIngress(
+            ConnectionIntake(state.sessionmaker),
+            settings.mqtt,
+            on_events=state.relay.wake,
+            limit=state.rate_limiter.check_events,
+        )
+        if settings.mqtt.url
+        else None
+    )
+    # Fetches from the REST endpoints and drop folders of every customer, each on its own schedule.
+    state.polls = PollScheduler(
+        state.sessionmaker,
+        state.secretbox,
+        settings,
+        on_events=state.relay.wake,
+        charge=state.rate_limiter.check_events,
+    )
 
     async def _start_workers(app: Litestar) -> None:
         if settings.workers.in_process:
             app.state.relay.start()
             app.state.worker = start_worker(app.state.broker, settings.workers.threads)
+            app.state.retention.start()
+            app.state.scheduler.start()
+            if app.state.mqtt is not None:
+                app.state.mqtt.start()
+            if settings.polling.enabled:
+                app.state.polls.start()
 
     async def _dispose(app: Litestar) -> None:
+        if app.state.mqtt is not None:
+            await app.state.mqtt.stop()
+        await app.state.polls.stop()
         await app.state.relay.stop()
+        await app.state.retention.stop()
+        await app.state.scheduler.stop()
         if app.state.worker is not None:
             await asyncio.to_thread(app.state.worker.stop)
         await worker_db.dispose()
+        await app.state.rate_limiter.close()
         await app.state.engine.dispose()
 
     openapi = OpenAPIConfig(
@@ -196,7 +279,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         guards=[require_permission],
         middleware=[
-            DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}"]),
+            # /metrics is admitted by its own token, which is no API key.
+            DefineMiddleware(AuthenticationMiddleware, exclude=["^/health/", f"^{OPENAPI_PATH}", f"^{METRICS_PATH}$"]),
             PageContextMiddleware,  # after authentication: a customer's pages wear its own logo too
         ],
         exception_handlers={**EXCEPTION_HANDLERS, IntegrityError: _integrity_conflict, DBAPIError: _database_refusal},
@@ -213,7 +297,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outermost, around the router itself: an unknown address (which no route middleware sees) gets a
     # request id and an access-log line too.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    # Every ingress request is counted, including those refused before a route runs (413, 404).
+    app.asgi_handler = RequestContextMiddleware(
+        IngressMetricsMiddleware(app.asgi_handler, {"/api/v1/events": "http", f"{HOOKS_PATH}/[^/]+": "webhook"})
+    )
     # The documentation pages are public; every other route must declare its permission.
     for route in app.routes:
         if isinstance(route, HTTPRoute) and route.path.startswith(OPENAPI_PATH):

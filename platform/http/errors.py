@@ -59,3 +59,15 @@ class UnsupportedMediaTypeError(AndonError):
     status_code = 415
     title = "Unsupported media type"
     type_slug = "unsupported-media-type"
+
+
+class TooManyRequestsError(AndonError):
+    """429: the caller sends faster than its limit; ``Retry-After`` says when the next request fits."""
+
+    status_code = 429
+    title = "Too many requests"
+    type_slug = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after, **(extra or {})})
+        self.headers = {"Retry-After": str(retry_after)}

@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from andon.platform.config.settings import Settings
 from andon.platform.db.engine import create_engine, create_sessionmaker
+from andon.platform.engine.capabilities import Capabilities
+from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.executor import STEP_ACTOR, STEP_QUEUE, Executor, StepMessage
 from andon.platform.events import processing
 from andon.platform.events.ingress import PROCESS_ACTOR
 from andon.platform.events.relay import QUEUE
@@ -39,14 +42,32 @@ class WorkerDatabase:
             self._engine = self._sessionmaker = None
 
 
-def declare_actors(broker: dramatiq.Broker, settings: Settings) -> WorkerDatabase:
+def declare_actors(broker: dramatiq.Broker, settings: Settings, capabilities: Capabilities) -> WorkerDatabase:
     if not any(isinstance(m, AsyncIO) for m in broker.middleware):
         broker.add_middleware(AsyncIO())
     database = WorkerDatabase(settings)
 
+    send = broker_sender(broker)
+    executor: list[Executor] = []
+
+    def engine() -> Executor:
+        # Made inside the worker's event loop, with that loop's engine and HTTP client.
+        if not executor:
+            executor.append(
+                Executor(database.sessionmaker(), capabilities, send, lease_seconds=settings.engine.lease_seconds)
+            )
+        return executor[0]
+
     async def process_event(tenant_id: str, partner_id: str, event_id: str) -> None:
         async with database.sessionmaker()() as session, session.begin():
-            await processing.process_event(session, uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(event_id))
+            messages = await processing.process_event(
+                session, uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(event_id)
+            )
+        await send(messages or [])
+
+    async def run_step(tenant_id: str, partner_id: str, run_id: str, step_key: str, attempt: int) -> None:
+        message = StepMessage(uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(run_id), step_key, attempt)
+        await engine().run_step(message)
 
     # Dramatiq's stubs do not accept a coroutine function, which its AsyncIO middleware runs.
     dramatiq.Actor(
@@ -56,6 +77,15 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> WorkerDatabas
         queue_name=QUEUE,
         priority=0,
         options={"max_retries": 20},
+    )
+    dramatiq.Actor(
+        run_step,  # type: ignore[arg-type]
+        broker=broker,
+        actor_name=STEP_ACTOR,
+        queue_name=STEP_QUEUE,
+        priority=0,
+        # A failed step is the engine's to retry (with its policy); the message is not retried.
+        options={"max_retries": 0},
     )
     return database
 

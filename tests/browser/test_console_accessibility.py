@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, DevServer, serious_accessibility_violations
+from tests.browser.plant_traffic import add_connection, open_incident
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -61,11 +62,14 @@ class Console:
 
 
 PLANT_TABS = ("/admin/plant/lines", "/admin/plant/assets")
+# The operations console (events:read): plant_traffic below gives each of its lists a row.
+OPERATIONS = ("/operations/incidents", "/operations/alerts", "/operations/events")
+OPERATIONS_LISTS: dict[str, tuple[str, ...]] = {path: () for path in OPERATIONS}
 PLANT_READ = Console(
     PORTAL_HOST,
-    nav=("/admin/plant",),
-    lists={"/admin/plant": (), "/admin/plant/lines": (), "/admin/plant/assets": ()},
-    details=("/admin/plant", "/admin/plant/assets"),
+    nav=(*OPERATIONS, "/admin/plant"),
+    lists={**OPERATIONS_LISTS, "/admin/plant": (), "/admin/plant/lines": (), "/admin/plant/assets": ()},
+    details=(*OPERATIONS, "/admin/plant", "/admin/plant/assets"),
     extra=PLANT_TABS,
 )
 PARTNER_READ = Console(
@@ -91,17 +95,34 @@ CONSOLES: dict[str, Console] = {
     "partner_support": PARTNER_READ,
     "customer_admin": Console(
         PORTAL_HOST,
-        nav=("/admin/plant", "/admin/users", "/admin/sign-in", "/admin/api-keys", "/admin/audit"),
+        nav=(
+            *OPERATIONS,
+            "/admin/plant",
+            "/admin/users",
+            "/admin/sign-in",
+            "/admin/api-keys",
+            "/admin/connections",
+            "/admin/audit",
+        ),
         lists={
+            **OPERATIONS_LISTS,
             "/admin/plant": ("/admin/plant/sites/new",),
             "/admin/plant/lines": (),
             "/admin/plant/assets": ("/admin/plant/assets/new",),
             "/admin/users": ("/admin/users/new",),
             "/admin/sign-in": ("/admin/sign-in/new",),  # the demo has no identity provider: no row
             "/admin/api-keys": ("/admin/api-keys/new",),
+            "/admin/connections": ("/admin/connections/new",),
             "/admin/audit": (),
         },
-        details=("/admin/plant", "/admin/plant/assets", "/admin/users", "/admin/api-keys"),
+        details=(
+            *OPERATIONS,
+            "/admin/plant",
+            "/admin/plant/assets",
+            "/admin/users",
+            "/admin/api-keys",
+            "/admin/connections",
+        ),
         extra=PLANT_TABS,
     ),
     "plant_supervisor": PLANT_READ,
@@ -110,9 +131,16 @@ CONSOLES: dict[str, Console] = {
     "finance": Console(PORTAL_HOST, nav=(), lists={}, details=()),
     "auditor": Console(
         PORTAL_HOST,
-        nav=("/admin/plant", "/admin/audit"),
-        lists={"/admin/plant": (), "/admin/plant/lines": (), "/admin/plant/assets": (), "/admin/audit": ()},
-        details=("/admin/plant", "/admin/plant/assets"),
+        nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/audit"),
+        lists={
+            **OPERATIONS_LISTS,
+            "/admin/plant": (),
+            "/admin/plant/lines": (),
+            "/admin/plant/assets": (),
+            "/admin/connections": (),
+            "/admin/audit": (),
+        },
+        details=(*OPERATIONS, "/admin/plant", "/admin/plant/assets", "/admin/connections"),
         extra=PLANT_TABS,
     ),
 }
@@ -155,6 +183,14 @@ def _cases() -> Iterator[Any]:
 
 
 # --- one browser and one sign-in per persona for the whole module (per xdist worker) -------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plant_traffic(dev_server: DevServer) -> None:
+    """An incident (with its alerts and events) and a connection with deliveries, so the operations
+    and connection lists have a first row and their detail pages are checked too."""
+    open_incident(dev_server)
+    add_connection(dev_server)
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +299,9 @@ def _check_tab_order(page: Any) -> None:
     invisible: list[str] = []
     previous = None
     presses = 0
-    while len(reached) < len(expected) and presses < len(expected) + 10:
+    # A date or time input takes a Tab press per part (day, month, year, hours, minutes).
+    parts = page.evaluate("() => document.querySelectorAll('main input[type^=date], main input[type=time]').length")
+    while len(reached) < len(expected) and presses < len(expected) + 10 + 5 * parts:
         page.keyboard.press("Tab")
         presses += 1
         focused = page.evaluate(_FOCUSED)

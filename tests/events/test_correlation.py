@@ -108,6 +108,20 @@ async def test_chattering_is_counted_not_renotified_and_an_assets_alerts_share_a
     assert [e["kind"] for e in detail["timeline"]] == ["opened", "alert", "alert"]
 
 
+async def test_alerts_naming_one_parent_share_its_incident_across_assets(
+    app: Litestar, api: httpx.AsyncClient, world: World
+) -> None:
+    key = world.a.customer.key
+    stop = "line-stop-4711"
+    with running_worker(app):
+        await send(app, api, key, [alarm("P1", asset="press-1", incidentkey=stop), alarm("F1", asset="feeder-9")])
+        await send(app, api, key, [alarm("C7", asset="conveyor-3", incidentkey=stop)])
+    by_code = {a["dedup_key"].rsplit(":", 1)[1]: a for a in await alerts(api, world)}
+    assert by_code["P1"]["incident_id"] == by_code["C7"]["incident_id"] != by_code["F1"]["incident_id"]
+    [parent] = [i for i in await incidents(api, world) if i["id"] == by_code["P1"]["incident_id"]]
+    assert parent["alert_count"] == 2 and parent["group_key"] == stop
+
+
 async def test_people_acknowledge_resolve_and_shelve_with_an_audit_trail(
     app: Litestar, api: httpx.AsyncClient, world: World
 ) -> None:
@@ -120,6 +134,10 @@ async def test_people_acknowledge_resolve_and_shelve_with_an_audit_trail(
         acked = await api.post(f"{url}/acknowledge", headers=auth(c.key))
         assert acked.status_code == 200 and acked.json()["status"] == "acknowledged"
         assert (await api.post(f"{url}/acknowledge", headers=auth(c.key))).status_code == 409
+        owned = await api.get(
+            f"/api/v1/customers/{c.customer_id}/incidents/{alert['incident_id']}", headers=auth(c.key)
+        )
+        assert owned.json()["incident"]["status"] == "acknowledged"  # its only alert has an owner
         bad = await api.post(f"{url}/shelve", headers=auth(c.key), json={"minutes": 0, "reason": "x"})
         assert bad.status_code == 422
         shelved = await api.post(f"{url}/shelve", headers=auth(c.key), json={"minutes": 60, "reason": "sensor swap"})
@@ -137,6 +155,7 @@ async def test_people_acknowledge_resolve_and_shelve_with_an_audit_trail(
     assert [e["kind"] for e in timeline["timeline"]] == [
         "opened",
         "alert",
+        "acknowledged",
         "acknowledged",
         "shelved",
         "resolved",

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from andon.platform.config.settings import RedisSettings, Settings
 from andon.platform.db.scope import bind_tenant, enter_relay_mode
+from andon.platform.engine.executor import StepMessage
 from andon.platform.events import processing
 from andon.platform.events.models import Event, OutboxMessage
 from andon.platform.events.processing import WORKER
@@ -76,9 +77,11 @@ async def test_a_redis_crash_mid_stream_loses_and_repeats_nothing(
     loop = asyncio.get_running_loop()
     real = processing.process_event
 
-    async def counted(session: object, tenant_id: uuid.UUID, partner_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+    async def counted(
+        session: object, tenant_id: uuid.UUID, partner_id: uuid.UUID, event_id: uuid.UUID
+    ) -> list[StepMessage] | None:
         done = await real(session, tenant_id, partner_id, event_id)  # type: ignore[arg-type]
-        if done:
+        if done is not None:
             processed.append(event_id)
             if len(processed) == TOTAL:
                 loop.call_soon_threadsafe(all_done.set)  # the worker runs on its own loop and thread

@@ -28,6 +28,8 @@ from andon.platform.auth.rbac import ALL_PERMISSIONS
 from andon.platform.db.scope import apply_principal_scope
 from andon.platform.tenancy.principal import system_principal
 from andon.tenants.orgs.service import CustomerService
+from tests.support.ingress import connection_deliveries as _deliveries
+from tests.support.ingress import event_page as _events
 from tests.support.workers import drain, relay_all, running_worker
 from tests.tenants.factories import Tenant, World, auth
 
@@ -63,24 +65,6 @@ def _signed(secret: str, body: bytes, *, msg_id: str | None = None, at: datetime
 
 async def _deliver(api: httpx.AsyncClient, connection: dict[str, Any], body: bytes, headers: dict[str, str]) -> Any:
     return await api.post(connection["webhook_path"], content=body, headers=headers)
-
-
-async def _events(api: httpx.AsyncClient, tenant: Tenant, **params: Any) -> dict[str, Any]:
-    r = await api.get("/api/v1/events", headers=auth(tenant.key), params={"limit": 100, **params})
-    assert r.status_code == 200, r.text
-    result: dict[str, Any] = r.json()
-    return result
-
-
-async def _deliveries(api: httpx.AsyncClient, tenant: Tenant, connection: dict[str, Any]) -> list[dict[str, Any]]:
-    r = await api.get(
-        f"/api/v1/customers/{tenant.customer_id}/connections/{connection['id']}/deliveries",
-        headers=auth(tenant.key),
-        params={"limit": 100},
-    )
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
 
 
 async def test_a_delivery_signed_by_the_reference_library_is_accepted_once(

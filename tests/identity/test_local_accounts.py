@@ -58,7 +58,14 @@ async def test_password_sign_in_sessions_andcsrf_token(app: Litestar, api: httpx
         cookie = signed_in.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
         me = (await laptop.get("/api/v1/me")).json()
-        assert me["permissions"] == ["alerts:write", "customers:read", "events:read", "plant:read"]
+        assert me["permissions"] == [
+            "alerts:write",
+            "customers:read",
+            "events:read",
+            "plant:read",
+            "runs:read",
+            "tasks:write",
+        ]
         sessions = (await laptop.get("/api/v1/me/sessions")).json()
         assert len(sessions) == 2 and sum(s["current"] for s in sessions) == 1
 

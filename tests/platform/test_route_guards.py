@@ -32,6 +32,8 @@ PUBLIC_PREFIXES = (
     "/dev/mailbox",
     # Vendors deliver webhooks here with no key: each delivery proves its sender by its signature.
     "/hooks/",
+    # Scrapers present the metrics token (checked by the route), not an API key.
+    "/metrics",
 )
 # Anyone signed in may reach these: their own account, nobody else's.
 OWN_ACCOUNT_PREFIXES = ("/api/v1/me", "/account", "/logout")

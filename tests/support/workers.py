@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import dramatiq
 from litestar import Litestar
 
+from andon.platform.engine.executor import STEP_QUEUE
 from andon.platform.events.relay import QUEUE, relay_once
 from andon.platform.workers.actors import start_worker
 
@@ -30,5 +31,7 @@ def running_worker(app: Litestar) -> Iterator[dramatiq.Worker]:
 
 
 def drain(app: Litestar, seconds: float = 30) -> None:
-    """Wait until the worker has finished every message sent so far."""
+    """Wait until the worker has finished every message sent so far: the events, then the workflow
+    steps they started (each step's message is sent before the one before it finishes)."""
     app.state.broker.join(QUEUE, timeout=int(seconds * 1000))
+    app.state.broker.join(STEP_QUEUE, timeout=int(seconds * 1000))

@@ -1,0 +1,263 @@
+"""Workflow definitions: a graph of steps, checked as a whole before anything runs.
+
+A definition is data (it arrives as YAML or JSON from the template catalogue or the API). Compiling
+it checks every reference between steps, every CEL expression and every template, refuses cycles
+and unreachable steps, and returns the steps indexed by key. A run keeps the definition it started
+with, so a later version never changes a run under way.
+
+Kinds of step (``kind``):
+
+- ``action``: calls a connector capability with rendered ``inputs``; retried per ``retry``; an
+  unavailable connector takes the ``fallback`` path when one is declared; exhausted retries open a
+  human fallback task unless ``on_exhausted: fail``.
+- ``condition``: a CEL expression picks ``then`` or ``else``.
+- ``set``: CEL expressions computed into the step's output.
+- ``parallel``: starts every step in ``branches``; a ``join`` waits for all steps in its ``after``.
+- ``timer``: waits ``seconds``.
+- ``wait_for_event``: waits for an event of ``event_type`` whose ``correlation`` value matches,
+  taking ``on_timeout`` after ``timeout_seconds``.
+- ``task``: a person does something and records the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from andon.platform.engine.expressions import ExpressionError, check_template, compile_cel
+from andon.platform.http.errors import ValidationFailedError
+
+Key = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=366 * 24 * 3600)]
+
+
+class RetryPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    initial_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    backoff: Annotated[float, msgspec.Meta(ge=1, le=10)] = 2.0
+    max_seconds: Annotated[float, msgspec.Meta(gt=0, le=24 * 3600)] = 300.0
+    # A fraction of each delay drawn at random, so retries of many runs do not arrive together.
+    jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    # Error kinds that retrying cannot fix (the capability says which kind an error is).
+    non_retryable: list[str] = msgspec.field(default_factory=lambda: ["invalid", "forbidden", "not_found"])
+
+    def delay(self, attempt: int, draw: float) -> float:
+        """Seconds before attempt ``attempt + 1``; ``draw`` is uniform in [0, 1)."""
+        base = min(self.initial_seconds * self.backoff ** (attempt - 1), self.max_seconds)
+        return base * (1 - self.jitter * draw)
+
+
+class StepBase(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_field="kind"):
+    key: Key
+    title: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    # The step that follows; None ends this path (the run ends when no path is left).
+    next: Key | None = None
+
+    def successors(self) -> Iterator[str]:
+        if self.next:
+            yield self.next
+
+
+class ActionStep(StepBase, tag="action"):
+    capability: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # Taken when the connector is unavailable (graceful degradation), instead of retrying.
+    fallback: Key | None = None
+    on_exhausted: Literal["task", "fail"] = "task"
+
+    def successors(self) -> Iterator[str]:
+        yield from super().successors()
+        if self.fallback:
+            yield self.fallback
+
+
+class ConditionStep(StepBase, tag="condition"):
+    when: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    then: Key | None = None
+    otherwise: Key | None = msgspec.field(default=None, name="else")
+
+    def successors(self) -> Iterator[str]:
+        for key in (self.then, self.otherwise):
+            if key:
+                yield key
+
+
+class SetStep(StepBase, tag="set"):
+    values: dict[str, Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]]
+
+
+class ParallelStep(StepBase, tag="parallel"):
+    branches: Annotated[list[Key], msgspec.Meta(min_length=2, max_length=20)]
+
+    def successors(self) -> Iterator[str]:
+        yield from self.branches
+
+
+class JoinStep(StepBase, tag="join"):
+    after: Annotated[list[Key], msgspec.Meta(min_length=2, max_length=20)]
+
+
+class TimerStep(StepBase, tag="timer"):
+    seconds: Seconds
+
+
+class WaitForEventStep(StepBase, tag="wait_for_event"):
+    event_type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    # A template rendered when the wait begins; an arriving event matches when its ``correlation_of``
+    # CEL expression (over ``event``) gives the same text.
+    correlation: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    correlation_of: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = "event.subject"
+    timeout_seconds: Seconds = 3600
+    on_timeout: Key | None = None
+
+    def successors(self) -> Iterator[str]:
+        yield from super().successors()
+        if self.on_timeout:
+            yield self.on_timeout
+
+
+class TaskStep(StepBase, tag="task"):
+    instructions: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    # Who may do it: a role of the customer (and, optionally, only people of the run's site).
+    role: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "supervisor"
+    due_seconds: Seconds | None = None
+
+
+Step = ActionStep | ConditionStep | SetStep | ParallelStep | JoinStep | TimerStep | WaitForEventStep | TaskStep
+
+
+class Definition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    steps: Annotated[list[Step], msgspec.Meta(min_length=1, max_length=200)]
+    # The first step; default the first in the list.
+    start: Key | None = None
+
+
+class Compiled:
+    """A checked definition: steps by key, the entry step, and the joins' predecessors."""
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+        self.steps: dict[str, Step] = {s.key: s for s in definition.steps}
+        self.start = definition.start or definition.steps[0].key
+
+    def step(self, key: str) -> Step:
+        return self.steps[key]
+
+    def to_builtins(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self.definition)  # type: ignore[no-any-return]
+
+
+def compile_definition(source: Mapping[str, Any] | Definition) -> Compiled:
+    """The definition, checked; a refusal lists every problem by field (``steps[2].when``)."""
+    if isinstance(source, Definition):
+        definition = source
+    else:
+        try:
+            definition = msgspec.convert(source, Definition, strict=False)
+        except msgspec.ValidationError as exc:
+            message, _, path = str(exc).partition(" - at `$")
+            raise _refusal([(path.rstrip("`").lstrip(".") or "definition", message)]) from None
+    problems = list(_problems(definition))
+    if problems:
+        raise _refusal(problems)
+    return Compiled(definition)
+
+
+def _refusal(problems: list[tuple[str, str]]) -> ValidationFailedError:
+    return ValidationFailedError(
+        "The workflow is not valid: " + "; ".join(f"{f}: {m}" for f, m in problems[:10]),
+        extra={"errors": [{"field": f, "message": m} for f, m in problems]},
+    )
+
+
+def _problems(definition: Definition) -> Iterator[tuple[str, str]]:
+    where = {s.key: f"steps[{i}]" for i, s in enumerate(definition.steps)}
+    if len(where) != len(definition.steps):
+        seen: set[str] = set()
+        for i, s in enumerate(definition.steps):
+            if s.key in seen:
+                yield f"steps[{i}].key", f"'{s.key}' is used by an earlier step"
+            seen.add(s.key)
+        return
+    steps = {s.key: s for s in definition.steps}
+    start = definition.start or definition.steps[0].key
+    if start not in steps:
+        yield "start", f"no step '{start}'"
+        return
+    for step in definition.steps:
+        at = where[step.key]
+        for target in step.successors():
+            if target not in steps:
+                yield at, f"goes to '{target}', which is not a step"
+            elif target == step.key:
+                yield at, "goes to itself"
+        yield from _expressions(step, at)
+        if isinstance(step, JoinStep):
+            for key in step.after:
+                if key not in steps:
+                    yield f"{at}.after", f"'{key}' is not a step"
+                elif step.key not in set(steps[key].successors()):
+                    yield f"{at}.after", f"'{key}' does not go to this join"
+    yield from _shape(steps, start, where)
+
+
+def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
+    cel_sources: list[tuple[str, str]] = []
+    templates: list[tuple[str, str]] = []
+    if isinstance(step, ConditionStep):
+        cel_sources.append(("when", step.when))
+    elif isinstance(step, SetStep):
+        cel_sources += [(f"values.{k}", v) for k, v in step.values.items()]
+    elif isinstance(step, WaitForEventStep):
+        cel_sources.append(("correlation_of", step.correlation_of))
+        templates.append(("correlation", step.correlation))
+    elif isinstance(step, ActionStep):
+        templates += [(f"inputs.{path}", text) for path, text in _strings(step.inputs)]
+    elif isinstance(step, TaskStep):
+        templates += [("title", step.title), ("instructions", step.instructions)]
+    for field, source in cel_sources:
+        try:
+            compile_cel(source)
+        except ExpressionError as exc:
+            yield f"{at}.{field}", f"not a CEL expression: {exc}"
+    for field, source in templates:
+        try:
+            check_template(source)
+        except ExpressionError as exc:
+            yield f"{at}.{field}", f"not a template: {exc}"
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]")
+
+
+def _shape(steps: dict[str, Step], start: str, where: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """No cycles (a step runs at most once per run) and no step that nothing reaches."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(key: str) -> Iterator[tuple[str, str]]:
+        state[key] = 1
+        for target in steps[key].successors():
+            if target not in steps:
+                continue
+            if state.get(target) == 1:
+                yield where[key], f"goes back to '{target}': a workflow cannot loop"
+            elif target not in state:
+                yield from visit(target)
+        state[key] = 2
+
+    yield from visit(start)
+    for key in steps:
+        if key not in state:
+            yield where[key], "no step leads here"

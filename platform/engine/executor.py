@@ -1,0 +1,405 @@
+"""Executing one step: claim it, do its work, record the outcome and start what follows.
+
+1. **Claim** (one transaction): the step moves queued → running with a lease, by compare-and-set on
+   its status and attempt, so a message delivered twice does nothing the second time. An action
+   records its effect (with the idempotency key) in the same transaction, before any call.
+2. **Work**, outside any transaction: evaluate, render, call the capability.
+3. **Complete** (one transaction, holding the run's lock): running → the outcome, by
+   compare-and-set again (a worker that lost its lease loses the race and writes nothing); the
+   output joins the run context; the steps that follow are created queued; the run ends when no
+   step is left. Messages for the new steps are sent after the commit; a message lost between the
+   two is found by the scheduler's sweep (the step stays queued too long) and sent again.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from andon.platform.alerts.raised import raise_step_alert
+from andon.platform.db.scope import bind_tenant, lock_name
+from andon.platform.db.types import utcnow
+from andon.platform.engine.capabilities import UNAVAILABLE, Call, Capabilities, CapabilityError
+from andon.platform.engine.definition import (
+    ActionStep,
+    Compiled,
+    ConditionStep,
+    Definition,
+    JoinStep,
+    ParallelStep,
+    SetStep,
+    Step,
+    TaskStep,
+    TimerStep,
+    WaitForEventStep,
+)
+from andon.platform.engine.expressions import ExpressionError, evaluate, render
+from andon.platform.engine.models import (
+    FAILED,
+    RUNNING,
+    SCHEDULED,
+    STEP_PASSED,
+    SUCCEEDED,
+    WAITING,
+    HumanTask,
+    StepRun,
+    Timer,
+    WorkflowRun,
+)
+from andon.platform.engine.repository import (
+    EffectRepository,
+    RunRepository,
+    StepRunRepository,
+    TaskRepository,
+    TimerRepository,
+)
+from andon.platform.tenancy.context import TenantContext, TenantId
+from andon.platform.tenancy.principal import system_principal
+
+ENGINE = system_principal(frozenset(), label="workflow engine")
+STEP_ACTOR = "run_step"
+STEP_QUEUE = "steps"
+
+
+@dataclass(frozen=True, slots=True)
+class StepMessage:
+    tenant_id: uuid.UUID
+    partner_id: uuid.UUID
+    run_id: uuid.UUID
+    step_key: str
+    attempt: int
+
+    def args(self) -> list[Any]:
+        return [str(self.tenant_id), str(self.partner_id), str(self.run_id), self.step_key, self.attempt]
+
+
+Send = Callable[[Sequence[StepMessage]], Coroutine[Any, Any, None]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: Literal["succeeded", "waiting", "scheduled", "failed"]
+    output: Any = None
+    # The paths taken, when the step chooses (a condition, a fallback, a timeout); None: its ``next``.
+    next: list[str] | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    timer: tuple[str, datetime] | None = None
+    task: HumanTask | None = None
+    wait: tuple[str, str] | None = None
+    effect_response: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tenant_context(tenant_id: uuid.UUID, partner_id: uuid.UUID) -> TenantContext:
+    return TenantContext(tenant_id=TenantId(tenant_id), partner_id=partner_id, principal=ENGINE)
+
+
+def idempotency_key(run_id: uuid.UUID, step_key: str) -> str:
+    return f"andon:{run_id}:{step_key}"
+
+
+def definition_of(run: WorkflowRun) -> Compiled:
+    # Checked when the workflow was saved; the run keeps that definition as it was.
+    return Compiled(msgspec.convert(run.definition, Definition))
+
+
+def step_context(run: WorkflowRun) -> dict[str, Any]:
+    context = dict(run.context)
+    context.setdefault("steps", {})
+    context["run"] = {"id": str(run.id), "workflow": run.workflow_key, "started_at": run.started_at.isoformat()}
+    return context
+
+
+class Executor:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        capabilities: Capabilities,
+        send: Send,
+        *,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.capabilities = capabilities
+        self.send = send
+        self.lease = timedelta(seconds=lease_seconds)
+
+    async def run_step(self, message: StepMessage) -> None:
+        tenant = tenant_context(message.tenant_id, message.partner_id)
+        claimed = await self._claim(tenant, message)
+        if claimed is None:
+            return
+        run, step_run, step, effect_key, effect_done = claimed
+        outcome = await self._work(tenant, run, step_run, step, effect_key, effect_done)
+        queued = await self._complete(tenant, message, step, outcome)
+        if queued:
+            await self.send(queued)
+
+    async def _claim(
+        self, tenant: TenantContext, message: StepMessage
+    ) -> tuple[WorkflowRun, StepRun, Step, str | None, Any] | None:
+        now = utcnow()
+        async with self.sessionmaker() as session, session.begin():
+            await bind_tenant(session, tenant.tenant_id, ENGINE)
+            steps = StepRunRepository(session, tenant)
+            step_run = await steps.claim(message.run_id, message.step_key, message.attempt, now, now + self.lease)
+            if step_run is None:
+                return None  # a repeat message, or a step another worker holds
+            run = await RunRepository(session, tenant).get(message.run_id)
+            if run is None or run.status != "running":
+                await steps.move(step_run.id, RUNNING, message.attempt, status="cancelled", finished_at=now)
+                return None
+            step = definition_of(run).step(step_run.step_key)
+            effect_key: str | None = None
+            effect_done: Any = None
+            if isinstance(step, ActionStep) and step_run.wake != "task":
+                effect_key = idempotency_key(run.id, step.key)
+                effect = await EffectRepository(session, tenant).begin(
+                    effect_key, {"run_id": run.id, "step_key": step.key, "capability": step.capability}
+                )
+                if effect.status == "completed":
+                    effect_done = effect.response if effect.response is not None else {}
+            session.expunge_all()
+            return run, step_run, step, effect_key, effect_done
+
+    async def _work(
+        self,
+        tenant: TenantContext,
+        run: WorkflowRun,
+        step_run: StepRun,
+        step: Step,
+        effect_key: str | None,
+        effect_done: Any,
+    ) -> Outcome:
+        context = step_context(run)
+        now = utcnow()
+        try:
+            if isinstance(step, SetStep):
+                return Outcome("succeeded", {k: evaluate(v, context) for k, v in step.values.items()})
+            if isinstance(step, ConditionStep):
+                result = bool(evaluate(step.when, context))
+                chosen = step.then if result else step.otherwise
+                return Outcome("succeeded", {"result": result}, next=[chosen] if chosen else [])
+            if isinstance(step, ParallelStep):
+                return Outcome("succeeded", {}, next=list(step.branches))
+            if isinstance(step, JoinStep):
+                return Outcome("succeeded", {})
+            if isinstance(step, TimerStep):
+                if step_run.wake == "timer":
+                    return Outcome("succeeded", {"waited_seconds": step.seconds})
+                return Outcome("waiting", timer=("timer", now + timedelta(seconds=step.seconds)))
+            if isinstance(step, WaitForEventStep):
+                return self._wait_for_event(step, step_run, context, now)
+            if isinstance(step, TaskStep):
+                if step_run.wake == "task":
+                    return Outcome("succeeded", step_run.output)
+                return Outcome("waiting", task=self._task(run, step, context, now, kind="task"))
+            if isinstance(step, ActionStep):
+                if step_run.wake == "task":  # a person did it by hand and recorded the outcome
+                    return Outcome("succeeded", step_run.output)
+                if effect_done is not None:
+                    return Outcome("succeeded", effect_done)
+                assert effect_key is not None
+                return await self._act(tenant, run, step_run, step, context, effect_key, now)
+        except ExpressionError as exc:
+            return Outcome("failed", error=str(exc), error_kind="invalid")
+        raise AssertionError(f"unknown step kind {type(step).__name__}")  # pragma: no cover
+
+    def _wait_for_event(
+        self, step: WaitForEventStep, step_run: StepRun, context: dict[str, Any], now: datetime
+    ) -> Outcome:
+        if step_run.wake == "event":
+            return Outcome("succeeded", step_run.output)
+        if step_run.wake == "timeout":
+            if step.on_timeout:
+                return Outcome("succeeded", {"timed_out": True}, next=[step.on_timeout])
+            return Outcome(
+                "failed", error=f"no {step.event_type} arrived in {step.timeout_seconds:g} s", error_kind="timeout"
+            )
+        correlation = str(render(step.correlation, context))[:500]
+        return Outcome(
+            "waiting",
+            wait=(step.event_type, correlation),
+            timer=("timeout", now + timedelta(seconds=step.timeout_seconds)),
+        )
+
+    def _task(
+        self, run: WorkflowRun, step: TaskStep, context: dict[str, Any], now: datetime, *, kind: str
+    ) -> HumanTask:
+        return HumanTask(
+            run_id=run.id,
+            step_key=step.key,
+            kind=kind,
+            title=str(render(step.title or step.key, context))[:300],
+            instructions=str(render(step.instructions, context)),
+            role=step.role,
+            site_id=run.site_id,
+            due_at=now + timedelta(seconds=step.due_seconds) if step.due_seconds else None,
+        )
+
+    async def _act(
+        self,
+        tenant: TenantContext,
+        run: WorkflowRun,
+        step_run: StepRun,
+        step: ActionStep,
+        context: dict[str, Any],
+        effect_key: str,
+        now: datetime,
+    ) -> Outcome:
+        inputs = render(step.inputs, context)
+        call = Call(step.capability, inputs, effect_key, step.timeout_seconds, tenant.tenant_id, run.id)
+        try:
+            response = await self.capabilities.call(call)
+        except CapabilityError as exc:
+            if exc.kind == UNAVAILABLE and step.fallback:
+                return Outcome("succeeded", {"fallback": True, "error": str(exc)}, next=[step.fallback])
+            retryable = exc.kind not in step.retry.non_retryable
+            if retryable and step_run.attempt < step.retry.max_attempts:
+                delay = step.retry.delay(step_run.attempt, random.random())  # noqa: S311 (jitter, not secrecy)
+                return Outcome(
+                    "scheduled", error=str(exc), error_kind=exc.kind, timer=("retry", now + timedelta(seconds=delay))
+                )
+            if step.on_exhausted == "task":
+                task = HumanTask(
+                    run_id=run.id,
+                    step_key=step.key,
+                    kind="fallback",
+                    title=f"Do by hand: {step.title or step.key}"[:300],
+                    instructions=(
+                        f"The automatic step failed after {step_run.attempt} attempt(s): {exc}. "
+                        f"Do it by hand ({step.capability} with {msgspec.json.encode(inputs).decode()[:1500]}) "
+                        "and record the outcome; the workflow continues from it."
+                    ),
+                    role="supervisor",
+                    site_id=run.site_id,
+                )
+                return Outcome("waiting", error=str(exc), error_kind=exc.kind, task=task)
+            return Outcome("failed", error=str(exc), error_kind=exc.kind)
+        return Outcome("succeeded", response, effect_response=response if response is not None else {})
+
+    async def _complete(
+        self, tenant: TenantContext, message: StepMessage, step: Step, outcome: Outcome
+    ) -> list[StepMessage]:
+        now = utcnow()
+        async with self.sessionmaker() as session, session.begin():
+            await bind_tenant(session, tenant.tenant_id, ENGINE)
+            await lock_name(session, f"run:{message.run_id}")
+            steps = StepRunRepository(session, tenant)
+            step_run = await steps.by_key(message.run_id, message.step_key)
+            if step_run is None or step_run.status != RUNNING or step_run.attempt != message.attempt:
+                return []  # the lease ran out and another worker took the step over
+            run = await RunRepository(session, tenant).for_update(message.run_id)
+            assert run is not None
+            values: dict[str, Any] = {"lease_until": None, "error": outcome.error, "error_kind": outcome.error_kind}
+            if outcome.effect_response is not None:
+                await self._effect_completed(session, tenant, run.id, step.key, outcome.effect_response, now)
+            if outcome.status == "succeeded":
+                values.update(status=SUCCEEDED, output=outcome.output, finished_at=now)
+            elif outcome.status == "failed":
+                values.update(status=FAILED, finished_at=now)
+            elif outcome.status == "scheduled":
+                values.update(status=SCHEDULED, attempt=step_run.attempt + 1)
+            else:
+                values.update(status=WAITING)
+                if outcome.wait:
+                    values.update(wait_type=outcome.wait[0], correlation=outcome.wait[1])
+            if not await steps.move(step_run.id, RUNNING, message.attempt, **values):
+                return []
+            if outcome.timer:
+                kind, fire_at = outcome.timer
+                attempt = step_run.attempt + 1 if outcome.status == "scheduled" else step_run.attempt
+                await TimerRepository(session, tenant).add(
+                    Timer(
+                        run_id=run.id,
+                        partner_id=tenant.partner_id,
+                        step_key=step.key,
+                        kind=kind,
+                        attempt=attempt,
+                        fire_at=fire_at,
+                    )
+                )
+            if outcome.task is not None:
+                await TaskRepository(session, tenant).add(outcome.task)
+                if outcome.task.kind == "fallback":
+                    await raise_step_alert(
+                        session,
+                        tenant,
+                        run_id=run.id,
+                        step_key=step.key,
+                        title=f"{run.workflow_key}: {step.title or step.key} failed ({outcome.error}); by hand now",
+                        site_id=run.site_id,
+                        incident_id=run.incident_id,
+                        now=now,
+                    )
+            if outcome.status == "failed":
+                run.status, run.finished_at = "failed", now
+                run.error = f"{step.key}: {outcome.error}"
+                return []
+            if outcome.status != "succeeded":
+                return []
+            return await advance(session, tenant, run, step, outcome.output, outcome.next, now)
+
+    async def _effect_completed(
+        self,
+        session: AsyncSession,
+        tenant: TenantContext,
+        run_id: uuid.UUID,
+        step_key: str,
+        response: Any,
+        now: datetime,
+    ) -> None:
+        await EffectRepository(session, tenant).complete(idempotency_key(run_id, step_key), response, now)
+
+
+def default_next(step: Step) -> list[str]:
+    if isinstance(step, ParallelStep):
+        return list(step.branches)
+    return [step.next] if step.next else []
+
+
+async def advance(
+    session: AsyncSession,
+    tenant: TenantContext,
+    run: WorkflowRun,
+    step: Step,
+    output: Any,
+    chosen: list[str] | None,
+    now: datetime,
+) -> list[StepMessage]:
+    """After ``step`` passed (under the run's lock): its output joins the context, the steps that
+    follow are queued, and the run ends when nothing is left. The messages to send after commit."""
+    context = dict(run.context)
+    context["steps"] = {**context.get("steps", {}), step.key: output}
+    run.context = context
+    compiled = definition_of(run)
+    steps = StepRunRepository(session, tenant)
+    ready: list[tuple[str, str]] = []
+    for key in default_next(step) if chosen is None else chosen:
+        following = compiled.step(key)
+        if isinstance(following, JoinStep):
+            done = {s.step_key: s.status for s in await steps.of_run(run.id)}
+            if not all(done.get(k) in STEP_PASSED for k in following.after):
+                continue  # the last branch to arrive queues the join
+        ready.append((key, kind_of(following)))
+    created = await steps.queue(run.id, _partner(tenant), ready, now)
+    if not created and await steps.unfinished(run.id) == 0:
+        run.status, run.finished_at = "succeeded", now
+    return [StepMessage(tenant.tenant_id, _partner(tenant), run.id, key, 1) for key in created]
+
+
+def kind_of(step: Step) -> str:
+    return str(type(step).__struct_config__.tag)
+
+
+def _partner(tenant: TenantContext) -> uuid.UUID:
+    assert tenant.partner_id is not None
+    return tenant.partner_id

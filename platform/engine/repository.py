@@ -1,0 +1,330 @@
+"""All SQL of the engine. Every state change of a step is a compare-and-set on its status (and
+attempt), so a message delivered twice, a timer and an event racing, or a worker that lost its lease
+can never move a step twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.db.ids import new_id
+from andon.platform.db.repository import TenantRepository, within_sites
+from andon.platform.db.scope import enter_scheduler_mode, is_postgres
+from andon.platform.engine.models import (
+    QUEUED,
+    RUNNING,
+    SCHEDULED,
+    STEP_DONE,
+    WAITING,
+    Effect,
+    HumanTask,
+    StepRun,
+    Timer,
+    Workflow,
+    WorkflowRun,
+)
+
+
+class WorkflowRepository(TenantRepository[Workflow]):
+    model = Workflow
+
+    async def triggered_by(self, event_type: str) -> Sequence[Workflow]:
+        rows = await self.session.execute(
+            self.select()
+            .where(Workflow.trigger_type == event_type, Workflow.enabled.is_(True))
+            .order_by(Workflow.key, Workflow.version)
+        )
+        return rows.scalars().all()
+
+    async def page(self, *, limit: int, offset: int) -> tuple[Sequence[Workflow], int]:
+        rows = await self.session.execute(
+            self.select().order_by(Workflow.key, Workflow.version.desc()).limit(limit).offset(offset)
+        )
+        return rows.scalars().all(), await self.count()
+
+
+class RunRepository(TenantRepository[WorkflowRun]):
+    model = WorkflowRun
+
+    def scope(self) -> list[ColumnElement[bool]]:
+        return super().scope() + within_sites(WorkflowRun.site_id, self.ctx.principal.site_ids)
+
+    async def for_update(self, run_id: uuid.UUID) -> WorkflowRun | None:
+        """The run, read fresh (after the run's lock is held, so its context is current)."""
+        stmt = self.select().where(WorkflowRun.id == run_id).execution_options(populate_existing=True)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def search(
+        self, *, limit: int, offset: int, status: str | None = None, workflow_key: str | None = None
+    ) -> tuple[Sequence[WorkflowRun], int]:
+        where: list[ColumnElement[bool]] = []
+        if status:
+            where.append(WorkflowRun.status == status)
+        if workflow_key:
+            where.append(WorkflowRun.workflow_key == workflow_key)
+        rows = await self.session.execute(
+            self.select()
+            .where(*where)
+            .order_by(WorkflowRun.started_at.desc(), WorkflowRun.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return rows.scalars().all(), await self.count(*where)
+
+    async def exists_for(self, workflow_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+        return await self.count(WorkflowRun.workflow_id == workflow_id, WorkflowRun.trigger_event_id == event_id) > 0
+
+
+class StepRunRepository(TenantRepository[StepRun]):
+    model = StepRun
+
+    async def queue(
+        self, run_id: uuid.UUID, partner_id: uuid.UUID, steps: Sequence[tuple[str, str]], now: datetime
+    ) -> list[str]:
+        """Creates each (key, kind) step queued, unless the run already has it (a join reached by
+        its second branch); the keys created."""
+        created: list[str] = []
+        insert = pg_insert if is_postgres(self.session) else sqlite_insert
+        for key, kind in steps:
+            stmt = (
+                insert(StepRun)
+                .values(
+                    id=new_id(),
+                    tenant_id=self.ctx.tenant_id,
+                    run_id=run_id,
+                    partner_id=partner_id,
+                    step_key=key,
+                    kind=kind,
+                    status=QUEUED,
+                    attempt=1,
+                    queued_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
+                .returning(StepRun.step_key)
+            )
+            if (await self.session.execute(stmt)).scalar_one_or_none() is not None:
+                created.append(key)
+        return created
+
+    async def claim(
+        self, run_id: uuid.UUID, step_key: str, attempt: int, now: datetime, lease_until: datetime
+    ) -> StepRun | None:
+        """The step, now running for this caller: it was queued (or its last worker's lease ran out)."""
+        claimed = await self.session.execute(
+            update(StepRun)
+            .where(
+                *self.scope(),
+                StepRun.run_id == run_id,
+                StepRun.step_key == step_key,
+                StepRun.attempt == attempt,
+                or_(StepRun.status == QUEUED, and_(StepRun.status == RUNNING, StepRun.lease_until < now)),
+            )
+            .values(status=RUNNING, started_at=func.coalesce(StepRun.started_at, now), lease_until=lease_until)
+            .returning(StepRun.id)
+            .execution_options(synchronize_session=False)
+        )
+        step_id = claimed.scalar_one_or_none()
+        if step_id is None:
+            return None
+        stmt = self.select().where(StepRun.id == step_id).execution_options(populate_existing=True)
+        return (await self.session.execute(stmt)).scalar_one()
+
+    async def move(
+        self, step_id: uuid.UUID, expect: str | Sequence[str], at_attempt: int | None, **values: Any
+    ) -> bool:
+        """Compare-and-set: the step changes only if it is still in ``expect`` (and at ``at_attempt``)."""
+        statuses = [expect] if isinstance(expect, str) else list(expect)
+        where = [*self.scope(), StepRun.id == step_id, StepRun.status.in_(statuses)]
+        if at_attempt is not None:
+            where.append(StepRun.attempt == at_attempt)
+        moved = await self.session.execute(
+            update(StepRun).where(*where).values(**values).execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def of_run(self, run_id: uuid.UUID) -> Sequence[StepRun]:
+        rows = await self.session.execute(
+            self.select()
+            .where(StepRun.run_id == run_id)
+            .order_by(StepRun.queued_at, StepRun.id)
+            .execution_options(populate_existing=True)
+        )
+        return rows.scalars().all()
+
+    async def by_key(self, run_id: uuid.UUID, step_key: str) -> StepRun | None:
+        stmt = (
+            self.select()
+            .where(StepRun.run_id == run_id, StepRun.step_key == step_key)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def waiting_for(self, event_type: str) -> Sequence[StepRun]:
+        rows = await self.session.execute(
+            self.select().where(StepRun.wait_type == event_type, StepRun.status == WAITING)
+        )
+        return rows.scalars().all()
+
+    async def unfinished(self, run_id: uuid.UUID) -> int:
+        return await self.count(StepRun.run_id == run_id, StepRun.status.not_in(STEP_DONE))
+
+
+class EffectRepository(TenantRepository[Effect]):
+    model = Effect
+
+    async def begin(self, key: str, values: dict[str, Any]) -> Effect:
+        """The effect of this key: recorded now (committed before the call), or as an earlier
+        attempt left it (completed: its response stands; started: call again with the same key)."""
+        found = await self.find(Effect.idempotency_key == key)
+        if found is not None:
+            found.calls += 1
+            await self.session.flush()
+            return found
+        return await self.add(Effect(idempotency_key=key, status="started", calls=1, **values))
+
+    async def complete(self, key: str, response: Any, now: datetime) -> None:
+        await self.session.execute(
+            update(Effect)
+            .where(*self.scope(), Effect.idempotency_key == key)
+            .values(status="completed", response=response, completed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class TimerRepository(TenantRepository[Timer]):
+    model = Timer
+
+    async def cancel_for_run(self, run_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(Timer)
+            .where(*self.scope(), Timer.run_id == run_id, Timer.fired_at.is_(None))
+            .values(fired_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class TaskRepository(TenantRepository[HumanTask]):
+    model = HumanTask
+
+    def scope(self) -> list[ColumnElement[bool]]:
+        return super().scope() + within_sites(HumanTask.site_id, self.ctx.principal.site_ids)
+
+    async def search(
+        self, *, limit: int, offset: int, status: str | None = None, run_id: uuid.UUID | None = None
+    ) -> tuple[Sequence[HumanTask], int]:
+        where: list[ColumnElement[bool]] = []
+        if status:
+            where.append(HumanTask.status == status)
+        if run_id:
+            where.append(HumanTask.run_id == run_id)
+        rows = await self.session.execute(
+            self.select()
+            .where(*where)
+            .order_by(HumanTask.created_at.desc(), HumanTask.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return rows.scalars().all(), await self.count(*where)
+
+    async def cancel_for_step(self, run_id: uuid.UUID, step_key: str, now: datetime) -> None:
+        await self.session.execute(
+            update(HumanTask)
+            .where(
+                *self.scope(), HumanTask.run_id == run_id, HumanTask.step_key == step_key, HumanTask.status == "open"
+            )
+            .values(status="cancelled", completed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def cancel_for_run(self, run_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(HumanTask)
+            .where(*self.scope(), HumanTask.run_id == run_id, HumanTask.status == "open")
+            .values(status="cancelled", completed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class SchedulerRepository:
+    """A scheduler's view across tenants, in the scheduler mode: due timers and stalled steps."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enter(self) -> None:
+        await enter_scheduler_mode(self.session)
+
+    async def fire_due(self, now: datetime, limit: int) -> tuple[int, list[StepRun]]:
+        """Fires up to ``limit`` due timers at once: marks them fired and queues the steps they wake
+        (each only if it still waits for that timer). The number fired, and the steps woken."""
+        stmt = (
+            select(
+                Timer.id, Timer.tenant_id, Timer.run_id, Timer.step_key, Timer.attempt, Timer.kind
+            )  # andon: unscoped-ok (scheduler mode)
+            .where(Timer.fired_at.is_(None), Timer.fire_at <= now)
+            .order_by(Timer.fire_at)
+            .limit(limit)
+        )
+        if is_postgres(self.session):
+            # Several schedulers at once: each takes the timers no other has locked.
+            stmt = stmt.with_for_update(skip_locked=True)
+        due = (await self.session.execute(stmt)).all()
+        if not due:
+            return 0, []
+        await self.session.execute(
+            update(Timer)  # andon: unscoped-ok (scheduler mode)
+            .where(Timer.id.in_([row.id for row in due]))
+            .values(fired_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        woken: list[StepRun] = []
+        for kind in sorted({row.kind for row in due}):
+            keys = [(row.run_id, row.step_key, row.attempt) for row in due if row.kind == kind]
+            result = await self.session.execute(
+                update(StepRun)  # andon: unscoped-ok (scheduler mode)
+                .where(
+                    tuple_(StepRun.run_id, StepRun.step_key, StepRun.attempt).in_(keys),
+                    StepRun.status == (SCHEDULED if kind == "retry" else WAITING),
+                )
+                .values(status=QUEUED, wake=kind, queued_at=now)
+                .returning(StepRun)
+                .execution_options(synchronize_session=False)
+            )
+            woken += result.scalars().all()
+        return len(due), woken
+
+    async def stalled(self, now: datetime, queued_before: datetime, limit: int) -> Sequence[StepRun]:
+        """Steps whose message was lost (queued too long) or whose worker died (lease over)."""
+        stmt = (
+            select(StepRun)  # andon: unscoped-ok (scheduler mode)
+            .where(
+                or_(
+                    and_(StepRun.status == QUEUED, StepRun.queued_at < queued_before),
+                    and_(StepRun.status == RUNNING, StepRun.lease_until < now),
+                )
+            )
+            .order_by(StepRun.queued_at)
+            .limit(limit)
+        )
+        if is_postgres(self.session):
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def requeue(self, step: StepRun, now: datetime) -> bool:
+        """A stalled step back in the queue (compare-and-set: unless it moved meanwhile)."""
+        moved = await self.session.execute(
+            update(StepRun)  # andon: unscoped-ok (scheduler mode)
+            .where(StepRun.id == step.id, StepRun.status == step.status, StepRun.attempt == step.attempt)
+            .values(status=QUEUED, queued_at=now, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]

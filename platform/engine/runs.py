@@ -1,0 +1,259 @@
+"""Starting runs (from an event, or by hand) and the things people and events do to a run under
+way: an awaited event arrives, a task is done, a run is cancelled, a failed step retried or skipped.
+
+Each returns the step messages to send once its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.alerts.models import Alert
+from andon.platform.db.scope import lock_name
+from andon.platform.engine.definition import compile_definition
+from andon.platform.engine.executor import StepMessage, advance, definition_of, kind_of
+from andon.platform.engine.expressions import ExpressionError, evaluate
+from andon.platform.engine.models import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    SCHEDULED,
+    SKIPPED,
+    STEP_DONE,
+    WAITING,
+    HumanTask,
+    StepRun,
+    Workflow,
+    WorkflowRun,
+)
+from andon.platform.engine.repository import (
+    RunRepository,
+    StepRunRepository,
+    TaskRepository,
+    TimerRepository,
+    WorkflowRepository,
+)
+from andon.platform.events.models import Event
+from andon.platform.http.errors import ConflictError, NotFoundError
+from andon.platform.tenancy.context import TenantContext
+
+_EVENT_FIELDS = ("id", "source", "event_id", "type", "subject", "severity", "dedup_key", "site_ref", "asset_ref")
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """What a workflow sees of its event (CEL and templates read it as ``event``)."""
+    view: dict[str, Any] = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    view["id"] = str(event.id)
+    view["time"] = event.time.isoformat() if event.time else None
+    for name in ("site_id", "line_id", "asset_id"):
+        value = getattr(event, name)
+        view[name] = str(value) if value else None
+    view["data"] = event.data
+    view["extensions"] = event.extensions or {}
+    return view
+
+
+def alert_view(alert: Alert | None) -> dict[str, Any] | None:
+    if alert is None:
+        return None
+    return {
+        "id": str(alert.id),
+        "title": alert.title,
+        "severity": alert.severity,
+        "status": alert.status,
+        "count": alert.count,
+        "incident_id": str(alert.incident_id) if alert.incident_id else None,
+    }
+
+
+async def start_run(
+    session: AsyncSession,
+    tenant: TenantContext,
+    workflow: Workflow,
+    context: dict[str, Any],
+    now: datetime,
+    *,
+    event: Event | None = None,
+    alert: Alert | None = None,
+) -> tuple[WorkflowRun, list[StepMessage]]:
+    compiled = compile_definition(workflow.definition)
+    run = await RunRepository(session, tenant).add(
+        WorkflowRun(
+            workflow_id=workflow.id,
+            workflow_key=workflow.key,
+            version=workflow.version,
+            definition=compiled.to_builtins(),
+            status="running",
+            context={**context, "params": workflow.params, "steps": {}},
+            trigger_event_id=event.id if event else None,
+            alert_id=alert.id if alert else None,
+            incident_id=alert.incident_id if alert else None,
+            site_id=event.site_id if event else None,
+            started_at=now,
+        )
+    )
+    partner = tenant.partner_id
+    assert partner is not None
+    first = compiled.step(compiled.start)
+    await StepRunRepository(session, tenant).queue(run.id, partner, [(first.key, kind_of(first))], now)
+    return run, [StepMessage(tenant.tenant_id, partner, run.id, first.key, 1)]
+
+
+async def start_runs_for_event(
+    session: AsyncSession, tenant: TenantContext, event: Event, alert: Alert | None, now: datetime
+) -> list[StepMessage]:
+    """Runs of every enabled workflow the event triggers. An alarm starts runs only when it opens a
+    new alert that tells people (a repeat, a chattering, shelved or flooded alarm starts nothing)."""
+    if alert is not None and (alert.last_event_id != event.id or alert.count != 1 or alert.notifications == 0):
+        return []
+    workflows = await WorkflowRepository(session, tenant).triggered_by(event.type)
+    if not workflows:
+        return []
+    context = {"event": event_view(event), "alert": alert_view(alert)}
+    runs = RunRepository(session, tenant)
+    messages: list[StepMessage] = []
+    for workflow in workflows:
+        if workflow.trigger_filter:
+            try:
+                if not evaluate(workflow.trigger_filter, {**context, "params": workflow.params}):
+                    continue
+            except ExpressionError:
+                continue  # a filter that cannot read this event does not match it
+        if await runs.exists_for(workflow.id, event.id):
+            continue
+        _, sent = await start_run(session, tenant, workflow, context, now, event=event, alert=alert)
+        messages += sent
+    return messages
+
+
+async def deliver_event_to_waits(
+    session: AsyncSession, tenant: TenantContext, event: Event, now: datetime
+) -> list[StepMessage]:
+    """Wakes every step waiting for this kind of event whose correlation the event matches."""
+    waiting = await StepRunRepository(session, tenant).waiting_for(event.type)
+    if not waiting:
+        return []
+    view = {"event": event_view(event)}
+    runs = RunRepository(session, tenant)
+    messages: list[StepMessage] = []
+    for step_run in waiting:
+        run = await runs.get(step_run.run_id)
+        if run is None:
+            continue
+        step = definition_of(run).step(step_run.step_key)
+        try:
+            value = str(evaluate(getattr(step, "correlation_of", "event.subject"), view))
+        except ExpressionError:
+            continue
+        if value != step_run.correlation:
+            continue
+        if await StepRunRepository(session, tenant).move(
+            step_run.id, WAITING, step_run.attempt, status=QUEUED, wake="event", output=view["event"], queued_at=now
+        ):
+            messages.append(_message(tenant, step_run))
+    return messages
+
+
+def _message(tenant: TenantContext, step_run: StepRun) -> StepMessage:
+    return StepMessage(tenant.tenant_id, step_run.partner_id, step_run.run_id, step_run.step_key, step_run.attempt)
+
+
+class RunControl:
+    """What people do to runs: each change is a compare-and-set under the run's lock."""
+
+    def __init__(self, session: AsyncSession, tenant: TenantContext) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.runs = RunRepository(session, tenant)
+        self.steps = StepRunRepository(session, tenant)
+        self.tasks = TaskRepository(session, tenant)
+
+    async def _run(self, run_id: uuid.UUID) -> WorkflowRun:
+        await lock_name(self.session, f"run:{run_id}")
+        run = await self.runs.for_update(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return run
+
+    async def _step(self, run: WorkflowRun, step_key: str) -> StepRun:
+        step_run = await self.steps.by_key(run.id, step_key)
+        if step_run is None:
+            raise NotFoundError(f"run {run.id} has no step '{step_key}' (yet)")
+        return step_run
+
+    async def cancel(self, run_id: uuid.UUID, now: datetime) -> WorkflowRun:
+        run = await self._run(run_id)
+        if run.status != "running":
+            raise ConflictError(f"the run is {run.status}; only a running run can be cancelled")
+        run.status, run.finished_at, run.error = "cancelled", now, "cancelled by a person"
+        for step_run in await self.steps.of_run(run.id):
+            if step_run.status not in STEP_DONE:
+                await self.steps.move(
+                    step_run.id, step_run.status, None, status=CANCELLED, finished_at=now, lease_until=None
+                )
+        await TimerRepository(self.session, self.tenant).cancel_for_run(run.id, now)
+        await self.tasks.cancel_for_run(run.id, now)
+        return run
+
+    async def retry(self, run_id: uuid.UUID, step_key: str, now: datetime) -> tuple[WorkflowRun, list[StepMessage]]:
+        """A failed step runs again (a fresh attempt, the same idempotency key); the run resumes."""
+        run = await self._run(run_id)
+        step_run = await self._step(run, step_key)
+        if step_run.status != FAILED:
+            raise ConflictError(f"step '{step_key}' is {step_run.status}; only a failed step can be retried")
+        attempt = step_run.attempt + 1
+        await self.steps.move(
+            step_run.id,
+            FAILED,
+            step_run.attempt,
+            status=QUEUED,
+            attempt=attempt,
+            wake=None,
+            queued_at=now,
+            error=None,
+            finished_at=None,
+        )
+        run.status, run.finished_at, run.error = "running", None, None
+        step_run.attempt = attempt
+        return run, [_message(self.tenant, step_run)]
+
+    async def skip(
+        self, run_id: uuid.UUID, step_key: str, reason: str, now: datetime
+    ) -> tuple[WorkflowRun, list[StepMessage]]:
+        """A failed or waiting step is passed over (with its reason); the run goes on from it."""
+        run = await self._run(run_id)
+        step_run = await self._step(run, step_key)
+        if step_run.status not in (FAILED, WAITING, SCHEDULED):
+            raise ConflictError(f"step '{step_key}' is {step_run.status}; only a failed or waiting step can be skipped")
+        await self.steps.move(
+            step_run.id, step_run.status, None, status=SKIPPED, skip_reason=reason, finished_at=now, lease_until=None
+        )
+        await self.tasks.cancel_for_step(run.id, step_key, now)
+        run.status, run.finished_at, run.error = "running", None, None
+        step = definition_of(run).step(step_key)
+        # A skipped condition takes no branch: the run goes on only along plain next steps.
+        chosen: list[str] | None = None if step.next else []
+        return run, await advance(self.session, self.tenant, run, step, {"skipped": reason}, chosen, now)
+
+    async def complete_task(
+        self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None, by: str, now: datetime
+    ) -> tuple[HumanTask, list[StepMessage]]:
+        task = await self.tasks.get(task_id)
+        if task is None:
+            raise NotFoundError(f"task {task_id} not found")
+        run = await self._run(task.run_id)
+        if task.status != "open":
+            raise ConflictError(f"the task is {task.status}")
+        task.status, task.outcome, task.note = "done", outcome, note
+        task.completed_by, task.completed_at = by, now
+        step_run = await self._step(run, task.step_key)
+        output = {"outcome": outcome, "note": note, "by": by, "by_hand": task.kind == "fallback"}
+        if not await self.steps.move(
+            step_run.id, WAITING, step_run.attempt, status=QUEUED, wake="task", output=output, queued_at=now
+        ):
+            raise ConflictError(f"step '{task.step_key}' no longer waits for this task")
+        return task, [_message(self.tenant, step_run)]

@@ -1,0 +1,133 @@
+"""API shapes of workflows, runs, steps and human tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+Key = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,99}$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Expression = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+
+
+class WorkflowCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new workflow, or the next version of one (same key: the version counts up)."""
+
+    key: Key
+    name: Name
+    definition: dict[str, Any]
+    trigger_type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    # CEL over ``event``, ``alert`` and ``params``; a run starts only when it is true.
+    trigger_filter: Expression | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    enabled: bool = True
+
+
+class WorkflowUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A version's definition never changes (runs keep it); these may."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    trigger_filter: Expression | msgspec.UnsetType | None = msgspec.UNSET
+    params: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class DefinitionCheck(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    definition: dict[str, Any]
+
+
+class DefinitionVerdict(msgspec.Struct, kw_only=True):
+    ok: bool
+    errors: list[dict[str, str]]
+    steps: int = 0
+
+
+class WorkflowRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    key: str
+    version: int
+    name: str
+    trigger_type: str | None
+    trigger_filter: str | None
+    definition: dict[str, Any]
+    params: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A run started by hand: what its steps see as ``event`` (and any other context)."""
+
+    event: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RunRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    workflow_key: str
+    version: int
+    status: str
+    trigger_event_id: uuid.UUID | None
+    alert_id: uuid.UUID | None
+    incident_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+class StepRead(msgspec.Struct, kw_only=True):
+    step_key: str
+    kind: str
+    status: str
+    attempt: int
+    wake: str | None
+    inputs: Any
+    output: Any
+    error: str | None
+    error_kind: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    correlation: str | None
+    skip_reason: str | None
+
+
+class TaskRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    step_key: str
+    kind: str
+    title: str
+    instructions: str
+    role: str
+    site_id: uuid.UUID | None
+    status: str
+    due_at: datetime | None
+    outcome: Any
+    note: str | None
+    completed_by: str | None
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class RunDetail(msgspec.Struct, kw_only=True):
+    run: RunRead
+    context: dict[str, Any]
+    definition: dict[str, Any]
+    steps: list[StepRead]
+    tasks: list[TaskRead]
+
+
+class StepSkip(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Reason
+
+
+class TaskComplete(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    outcome: dict[str, Any] = msgspec.field(default_factory=dict)
+    note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None

@@ -1,0 +1,220 @@
+"""Workflows, runs and tasks as people manage them: every change is audited, and the step messages
+a change produces are sent once its transaction has committed."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from andon.platform.api.schemas import apply_update
+from andon.platform.audit.service import record
+from andon.platform.audit.snapshot import snapshot
+from andon.platform.db.after_commit import after_commit
+from andon.platform.db.types import utcnow
+from andon.platform.engine.definition import compile_definition
+from andon.platform.engine.executor import Send, StepMessage
+from andon.platform.engine.expressions import ExpressionError, compile_cel
+from andon.platform.engine.models import HumanTask, StepRun, Workflow, WorkflowRun
+from andon.platform.engine.repository import RunRepository, StepRunRepository, TaskRepository, WorkflowRepository
+from andon.platform.engine.runs import RunControl, start_run
+from andon.platform.engine.schemas import WorkflowCreate, WorkflowUpdate
+from andon.platform.events.catalogue import CATALOGUE
+from andon.platform.http.errors import NotFoundError, ValidationFailedError, field_error
+from andon.platform.tenancy.context import TenantContext
+
+# Sends still in flight after their commit; kept so none is collected before it finishes.
+_SENDING: set[asyncio.Task[None]] = set()
+
+
+def send_after_commit(session: AsyncSession, send: Send, messages: Sequence[StepMessage]) -> None:
+    if not messages:
+        return
+
+    def go() -> None:
+        task = asyncio.get_running_loop().create_task(send(list(messages)))
+        _SENDING.add(task)
+        task.add_done_callback(_SENDING.discard)
+
+    after_commit(session, go)
+
+
+def definition_problems(definition: dict[str, Any]) -> list[dict[str, str]]:
+    try:
+        compile_definition(definition)
+    except ValidationFailedError as refusal:
+        return [{"field": str(e["field"]), "message": str(e["message"])} for e in refusal.extra["errors"]]
+    return []
+
+
+class WorkflowService:
+    def __init__(self, session: AsyncSession, tenant: TenantContext, send: Send) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.send = send
+        self.repo = WorkflowRepository(session, tenant)
+
+    async def _audit(self, action: str, workflow: Workflow, before: dict[str, Any] | None = None) -> None:
+        await record(
+            self.session,
+            self.tenant.principal,
+            action,
+            target_type="workflow",
+            target_id=workflow.id,
+            before=before,
+            after=snapshot(workflow),
+            tenant=self.tenant,
+        )
+
+    async def get(self, workflow_id: uuid.UUID) -> Workflow:
+        workflow = await self.repo.get(workflow_id)
+        if workflow is None:
+            raise NotFoundError(f"workflow {workflow_id} not found")
+        return workflow
+
+    async def list(self, *, limit: int, offset: int) -> tuple[Sequence[Workflow], int]:
+        return await self.repo.page(limit=limit, offset=offset)
+
+    @staticmethod
+    def _check_trigger(trigger_type: str | None, trigger_filter: str | None) -> None:
+        if trigger_type is not None and trigger_type not in CATALOGUE:
+            raise field_error(
+                "trigger_type", f"unknown event type; see GET /api/v1/event-types ({len(CATALOGUE)} types)"
+            )
+        if trigger_filter:
+            try:
+                compile_cel(trigger_filter)
+            except ExpressionError as exc:
+                raise field_error("trigger_filter", f"not a CEL expression: {exc}") from None
+
+    async def create(self, data: WorkflowCreate) -> Workflow:
+        self._check_trigger(data.trigger_type, data.trigger_filter)
+        compiled = compile_definition(data.definition)
+        versions = await self.repo.list(Workflow.key == data.key, limit=1000)
+        workflow = await self.repo.add(
+            Workflow(
+                key=data.key,
+                version=max((w.version for w in versions), default=0) + 1,
+                name=data.name,
+                trigger_type=data.trigger_type,
+                trigger_filter=data.trigger_filter,
+                definition=compiled.to_builtins(),
+                params=data.params,
+                enabled=data.enabled,
+            )
+        )
+        await self._audit("workflow.created", workflow)
+        return workflow
+
+    async def update(self, workflow_id: uuid.UUID, data: WorkflowUpdate) -> Workflow:
+        workflow = await self.get(workflow_id)
+        before = snapshot(workflow)
+        if data.trigger_filter is not msgspec.UNSET:
+            self._check_trigger(None, data.trigger_filter)
+        apply_update(workflow, data)
+        await self.session.flush()
+        await self._audit("workflow.updated", workflow, before)
+        return workflow
+
+    async def start(self, workflow_id: uuid.UUID, event: dict[str, Any]) -> WorkflowRun:
+        workflow = await self.get(workflow_id)
+        run, messages = await start_run(self.session, self.tenant, workflow, {"event": event, "alert": None}, utcnow())
+        await record(
+            self.session,
+            self.tenant.principal,
+            "run.started",
+            target_type="workflow_run",
+            target_id=run.id,
+            after={"workflow": workflow.key, "version": workflow.version},
+            tenant=self.tenant,
+        )
+        send_after_commit(self.session, self.send, messages)
+        return run
+
+
+class RunService:
+    def __init__(self, session: AsyncSession, tenant: TenantContext, send: Send) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.send = send
+        self.runs = RunRepository(session, tenant)
+        self.control = RunControl(session, tenant)
+
+    async def get(self, run_id: uuid.UUID) -> WorkflowRun:
+        run = await self.runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return run
+
+    async def detail(self, run_id: uuid.UUID) -> tuple[WorkflowRun, Sequence[StepRun], Sequence[HumanTask]]:
+        run = await self.get(run_id)
+        steps = await StepRunRepository(self.session, self.tenant).of_run(run.id)
+        tasks, _ = await TaskRepository(self.session, self.tenant).search(limit=200, offset=0, run_id=run.id)
+        return run, steps, tasks
+
+    async def _audit(self, action: str, run: WorkflowRun, after: dict[str, Any]) -> None:
+        await record(
+            self.session,
+            self.tenant.principal,
+            action,
+            target_type="workflow_run",
+            target_id=run.id,
+            after=after,
+            tenant=self.tenant,
+        )
+
+    async def cancel(self, run_id: uuid.UUID) -> WorkflowRun:
+        await self.get(run_id)  # a run outside the caller's sites is not found, not cancelled
+        run = await self.control.cancel(run_id, utcnow())
+        await self._audit("run.cancelled", run, {"status": run.status})
+        return run
+
+    async def retry(self, run_id: uuid.UUID, step_key: str) -> WorkflowRun:
+        await self.get(run_id)
+        run, messages = await self.control.retry(run_id, step_key, utcnow())
+        await self._audit("run.step_retried", run, {"step": step_key})
+        send_after_commit(self.session, self.send, messages)
+        return run
+
+    async def skip(self, run_id: uuid.UUID, step_key: str, reason: str) -> WorkflowRun:
+        await self.get(run_id)
+        run, messages = await self.control.skip(run_id, step_key, reason, utcnow())
+        await self._audit("run.step_skipped", run, {"step": step_key, "reason": reason})
+        send_after_commit(self.session, self.send, messages)
+        return run
+
+
+class TaskService:
+    def __init__(self, session: AsyncSession, tenant: TenantContext, send: Send) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.send = send
+        self.tasks = TaskRepository(session, tenant)
+
+    async def search(self, *, limit: int, offset: int, status: str | None) -> tuple[builtins.list[HumanTask], int]:
+        rows, total = await self.tasks.search(limit=limit, offset=offset, status=status)
+        return list(rows), total
+
+    async def complete(self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None) -> HumanTask:
+        if await self.tasks.get(task_id) is None:
+            raise NotFoundError(f"task {task_id} not found")
+        who = self.tenant.principal.label
+        task, messages = await RunControl(self.session, self.tenant).complete_task(
+            task_id, outcome, note, who, utcnow()
+        )
+        await record(
+            self.session,
+            self.tenant.principal,
+            "task.completed",
+            target_type="human_task",
+            target_id=task.id,
+            after={"outcome": outcome, "note": note, "run_id": str(task.run_id), "step": task.step_key},
+            tenant=self.tenant,
+        )
+        send_after_commit(self.session, self.send, messages)
+        return task
