@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-11-25 23:55:26.033858
+Create Date: 2026-11-26 00:52:55.865272
 """
 
 from collections.abc import Sequence
@@ -32,7 +32,9 @@ POLICIES = {
     "step_runs": f"{_SCHEDULER} OR {_IN_TENANT}",
     "effects": _IN_TENANT,
     "timers": f"{_SCHEDULER} OR {_IN_TENANT}",
-    "human_tasks": _IN_TENANT,
+    # The scheduler counts reminders on open approvals.
+    "human_tasks": f"{_SCHEDULER} OR {_IN_TENANT}",
+    "approval_decisions": _IN_TENANT,
 }
 
 
@@ -89,6 +91,11 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('completed_by', sa.String(length=200), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('required_approvals', sa.Integer(), nullable=False),
+    sa.Column('meaning', sa.String(length=200), nullable=True),
+    sa.Column('requester', sa.String(length=200), nullable=True),
+    sa.Column('reminders', sa.Integer(), nullable=False),
+    sa.Column('last_reminded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -142,6 +149,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_workflows_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index('ix_workflows_tenant_trigger', ['tenant_id', 'trigger_type', 'enabled'], unique=False)
 
+    op.create_table('approval_decisions',
+    sa.Column('task_id', sa.Uuid(), nullable=False),
+    sa.Column('run_id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('signer', sa.String(length=200), nullable=False),
+    sa.Column('decision', sa.String(length=10), nullable=False),
+    sa.Column('meaning', sa.String(length=200), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('method', sa.String(length=20), nullable=False),
+    sa.Column('signed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('shown', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=False),
+    sa.Column('shown_digest', sa.String(length=64), nullable=False),
+    sa.Column('tenant_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['task_id'], ['human_tasks.id'], name=op.f('fk_approval_decisions_task_id_human_tasks'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['customers.id'], name=op.f('fk_approval_decisions_tenant_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_approval_decisions')),
+    sa.UniqueConstraint('task_id', 'user_id', name=op.f('uq_approval_decisions_task_id_user_id'))
+    )
+    with op.batch_alter_table('approval_decisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_approval_decisions_task_id'), ['task_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_approval_decisions_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('workflow_runs',
     sa.Column('workflow_id', sa.Uuid(), nullable=False),
     sa.Column('workflow_key', sa.String(length=100), nullable=False),
@@ -156,6 +188,7 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('started_by', sa.String(length=200), nullable=True),
     sa.Column('tenant_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -219,6 +252,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workflow_runs_tenant_id'))
 
     op.drop_table('workflow_runs')
+    with op.batch_alter_table('approval_decisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_approval_decisions_tenant_id'))
+        batch_op.drop_index(batch_op.f('ix_approval_decisions_task_id'))
+
+    op.drop_table('approval_decisions')
     with op.batch_alter_table('workflows', schema=None) as batch_op:
         batch_op.drop_index('ix_workflows_tenant_trigger')
         batch_op.drop_index(batch_op.f('ix_workflows_tenant_id'))

@@ -40,6 +40,7 @@ class P:
     RUNS_READ = "runs:read"
     RUNS_WRITE = "runs:write"
     TASKS_WRITE = "tasks:write"
+    APPROVALS_SIGN = "approvals:sign"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -67,7 +68,7 @@ _PEOPLE_ALL = (P.USERS_READ, P.USERS_WRITE, P.IDENTITY_READ, P.IDENTITY_WRITE)
 _CONNECTIONS_ALL = (P.CONNECTIONS_READ, P.CONNECTIONS_WRITE)
 _WORKFLOWS_ALL = (P.WORKFLOWS_READ, P.WORKFLOWS_WRITE, P.RUNS_READ, P.RUNS_WRITE, P.TASKS_WRITE)
 # People on the floor: see runs, step in when one is stuck, do their tasks.
-_RUNS_FLOOR = (P.RUNS_READ, P.RUNS_WRITE, P.TASKS_WRITE)
+_RUNS_FLOOR = (P.RUNS_READ, P.RUNS_WRITE, P.TASKS_WRITE, P.APPROVALS_SIGN)
 
 ROLES: dict[str, Role] = {
     r.name: r
@@ -152,6 +153,7 @@ ROLES: dict[str, Role] = {
             *_CONNECTIONS_ALL,
             P.ALERTS_WRITE,
             *_WORKFLOWS_ALL,
+            P.APPROVALS_SIGN,
         ),
         _role(
             "plant_supervisor",
@@ -187,6 +189,7 @@ ROLES: dict[str, Role] = {
             P.ALERTS_WRITE,
             P.RUNS_READ,
             P.TASKS_WRITE,
+            P.APPROVALS_SIGN,
         ),
         _role(
             "finance",
@@ -237,6 +240,7 @@ SITE_SCOPED_PERMISSIONS = frozenset(
         P.RUNS_READ,
         P.RUNS_WRITE,
         P.TASKS_WRITE,
+        P.APPROVALS_SIGN,
     }
 )
 

@@ -14,6 +14,8 @@ from andon.platform.auth.rbac import P
 from andon.platform.engine.dispatch import broker_sender
 from andon.platform.engine.executor import Send
 from andon.platform.engine.schemas import (
+    Decide,
+    DecisionRead,
     DefinitionCheck,
     DefinitionVerdict,
     RunDetail,
@@ -22,6 +24,7 @@ from andon.platform.engine.schemas import (
     StepRead,
     StepSkip,
     TaskComplete,
+    TaskDetail,
     TaskRead,
     WorkflowCreate,
     WorkflowRead,
@@ -164,6 +167,23 @@ class TaskController(Controller):
             limit=limit, offset=offset, status=status
         )
         return Page(items=[to_read(r, TaskRead) for r in rows], total=total, limit=limit, offset=offset)
+
+    @get("/{task_id:uuid}", opt={"permission": P.RUNS_READ})
+    async def get_task(self, db_session: DbSession, tenant: Tenant, state: State, task_id: PathId) -> TaskDetail:
+        """The task, and for an approval every signature with what the signer was shown."""
+        task, decisions = await TaskService(db_session, tenant, _send(state)).detail(task_id)
+        return TaskDetail(task=to_read(task, TaskRead), decisions=[to_read(d, DecisionRead) for d in decisions])
+
+    @post("/{task_id:uuid}/decide", opt={"permission": P.APPROVALS_SIGN}, status_code=200)
+    async def decide(
+        self, db_session: DbSession, tenant: Tenant, state: State, task_id: PathId, data: JSONBody[Decide]
+    ) -> TaskDetail:
+        """Signs an approval: approve or reject, with a reason and the signer's password. The requester
+        cannot approve; nobody signs twice; the step goes on once enough approved, or one rejected."""
+        service = TaskService(db_session, tenant, _send(state))
+        await service.decide(task_id, data.decision, data.reason, data.password)
+        task, decisions = await service.detail(task_id)
+        return TaskDetail(task=to_read(task, TaskRead), decisions=[to_read(d, DecisionRead) for d in decisions])
 
     @post("/{task_id:uuid}/complete", opt={"permission": P.TASKS_WRITE}, status_code=200)
     async def complete_task(

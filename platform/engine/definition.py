@@ -17,6 +17,7 @@ Kinds of step (``kind``):
 - ``wait_for_event``: waits for an event of ``event_type`` whose ``correlation`` value matches,
   taking ``on_timeout`` after ``timeout_seconds``.
 - ``task``: a person does something and records the outcome.
+- ``approval``: people sign a control point with a reason (k of n, separation of duties, expiry).
 """
 
 from __future__ import annotations
@@ -127,7 +128,42 @@ class TaskStep(StepBase, tag="task"):
     due_seconds: Seconds | None = None
 
 
-Step = ActionStep | ConditionStep | SetStep | ParallelStep | JoinStep | TimerStep | WaitForEventStep | TaskStep
+class ApprovalStep(StepBase, tag="approval"):
+    """A control point (safety, compliance, money): people holding the approval permission sign it
+    with a reason and their password (an electronic signature), and it passes when ``approvals`` of
+    them approved ("all": every candidate named in ``approvers``); one rejection rejects it."""
+
+    instructions: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    role: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "supervisor"
+    approvals: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
+    # What the signature means, recorded with it ("Approved for release", "Disposition: scrap").
+    meaning: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "Approved"
+    # Separation of duties: whoever asked (a template over the context; default the run's starter)
+    # may not approve it.
+    requester: Annotated[str, msgspec.Meta(max_length=500)] = "{{ run.started_by }}"
+    expires_seconds: Seconds | None = None
+    remind_seconds: Seconds | None = None
+    on_reject: Key | None = None
+    on_expired: Key | None = None
+
+    def successors(self) -> Iterator[str]:
+        yield from super().successors()
+        for key in (self.on_reject, self.on_expired):
+            if key:
+                yield key
+
+
+Step = (
+    ActionStep
+    | ConditionStep
+    | SetStep
+    | ParallelStep
+    | JoinStep
+    | TimerStep
+    | WaitForEventStep
+    | TaskStep
+    | ApprovalStep
+)
 
 
 class Definition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -219,6 +255,8 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
         templates += [(f"inputs.{path}", text) for path, text in _strings(step.inputs)]
     elif isinstance(step, TaskStep):
         templates += [("title", step.title), ("instructions", step.instructions)]
+    elif isinstance(step, ApprovalStep):
+        templates += [("title", step.title), ("instructions", step.instructions), ("requester", step.requester)]
     for field, source in cel_sources:
         try:
             compile_cel(source)

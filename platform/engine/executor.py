@@ -29,6 +29,7 @@ from andon.platform.db.types import utcnow
 from andon.platform.engine.capabilities import UNAVAILABLE, Call, Capabilities, CapabilityError
 from andon.platform.engine.definition import (
     ActionStep,
+    ApprovalStep,
     Compiled,
     ConditionStep,
     Definition,
@@ -92,6 +93,10 @@ class Outcome:
     error: str | None = None
     error_kind: str | None = None
     timer: tuple[str, datetime] | None = None
+    # More timers the step waits on beside ``timer`` (an approval's reminder).
+    also: list[tuple[str, datetime]] = field(default_factory=list)
+    # The step's open tasks end with this status (an approval that expired).
+    close_tasks: str | None = None
     task: HumanTask | None = None
     wait: tuple[str, str] | None = None
     effect_response: Any = None
@@ -114,7 +119,12 @@ def definition_of(run: WorkflowRun) -> Compiled:
 def step_context(run: WorkflowRun) -> dict[str, Any]:
     context = dict(run.context)
     context.setdefault("steps", {})
-    context["run"] = {"id": str(run.id), "workflow": run.workflow_key, "started_at": run.started_at.isoformat()}
+    context["run"] = {
+        "id": str(run.id),
+        "workflow": run.workflow_key,
+        "started_at": run.started_at.isoformat(),
+        "started_by": run.started_by or "",
+    }
     return context
 
 
@@ -202,6 +212,8 @@ class Executor:
                 if step_run.wake == "task":
                     return Outcome("succeeded", step_run.output)
                 return Outcome("waiting", task=self._task(run, step, context, now, kind="task"))
+            if isinstance(step, ApprovalStep):
+                return self._approval(run, step, step_run, context, now)
             if isinstance(step, ActionStep):
                 if step_run.wake == "task":  # a person did it by hand and recorded the outcome
                     return Outcome("succeeded", step_run.output)
@@ -230,6 +242,39 @@ class Executor:
             wait=(step.event_type, correlation),
             timer=("timeout", now + timedelta(seconds=step.timeout_seconds)),
         )
+
+    def _approval(
+        self, run: WorkflowRun, step: ApprovalStep, step_run: StepRun, context: dict[str, Any], now: datetime
+    ) -> Outcome:
+        if step_run.wake == "task":
+            output = step_run.output or {}
+            if output.get("decision") != "rejected":
+                return Outcome("succeeded", output)
+            if step.on_reject:
+                return Outcome("succeeded", output, next=[step.on_reject])
+            return Outcome("failed", output, error=f"rejected: {output.get('reason', '')}", error_kind="rejected")
+        if step_run.wake == "timeout":
+            if step.on_expired:
+                return Outcome("succeeded", {"decision": "expired"}, next=[step.on_expired], close_tasks="expired")
+            return Outcome(
+                "failed", error="no decision before the approval expired", error_kind="expired", close_tasks="expired"
+            )
+        due = now + timedelta(seconds=step.expires_seconds) if step.expires_seconds else None
+        task = HumanTask(
+            run_id=run.id,
+            step_key=step.key,
+            kind="approval",
+            title=str(render(step.title or step.key, context))[:300],
+            instructions=str(render(step.instructions, context)),
+            role=step.role,
+            site_id=run.site_id,
+            due_at=due,
+            required_approvals=step.approvals,
+            meaning=step.meaning,
+            requester=str(render(step.requester, context))[:200] or None,
+        )
+        reminder = [("remind", now + timedelta(seconds=step.remind_seconds))] if step.remind_seconds else []
+        return Outcome("waiting", task=task, timer=("timeout", due) if due else None, also=reminder)
 
     def _task(
         self, run: WorkflowRun, step: TaskStep, context: dict[str, Any], now: datetime, *, kind: str
@@ -314,9 +359,8 @@ class Executor:
                     values.update(wait_type=outcome.wait[0], correlation=outcome.wait[1])
             if not await steps.move(step_run.id, RUNNING, message.attempt, **values):
                 return []
-            if outcome.timer:
-                kind, fire_at = outcome.timer
-                attempt = step_run.attempt + 1 if outcome.status == "scheduled" else step_run.attempt
+            attempt = step_run.attempt + 1 if outcome.status == "scheduled" else step_run.attempt
+            for kind, fire_at in ([outcome.timer] if outcome.timer else []) + outcome.also:
                 await TimerRepository(session, tenant).add(
                     Timer(
                         run_id=run.id,
@@ -327,6 +371,8 @@ class Executor:
                         fire_at=fire_at,
                     )
                 )
+            if outcome.close_tasks:
+                await TaskRepository(session, tenant).close_for_step(run.id, step.key, outcome.close_tasks, now)
             if outcome.task is not None:
                 await TaskRepository(session, tenant).add(outcome.task)
                 if outcome.task.kind == "fallback":

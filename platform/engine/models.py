@@ -67,6 +67,8 @@ class WorkflowRun(TenantOwnedMixin, Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who started it by hand (a user's id), or None for a run an event started.
+    started_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class StepRun(TenantOwnedMixin, Base):
@@ -160,3 +162,33 @@ class HumanTask(TenantOwnedMixin, Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     completed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Approvals: how many must approve, what a signature means, who asked (and so may not approve).
+    required_approvals: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    meaning: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requester: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reminders: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApprovalDecision(TenantOwnedMixin, Base):
+    """One electronic signature on an approval: who, when, what it means, why, how they proved it
+    was them, and what they were shown (kept, with its digest, as the evidence)."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (UniqueConstraint("task_id", "user_id"),)
+
+    task_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("human_tasks.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    signer: Mapped[str] = mapped_column(String(200), nullable=False)
+    # approve, reject
+    decision: Mapped[str] = mapped_column(String(10), nullable=False)
+    meaning: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    # password, recent_sign_in
+    method: Mapped[str] = mapped_column(String(20), nullable=False)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    shown: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    shown_digest: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -23,6 +23,7 @@ from andon.platform.engine.models import (
     SCHEDULED,
     STEP_DONE,
     WAITING,
+    ApprovalDecision,
     Effect,
     HumanTask,
     StepRun,
@@ -236,12 +237,15 @@ class TaskRepository(TenantRepository[HumanTask]):
         return rows.scalars().all(), await self.count(*where)
 
     async def cancel_for_step(self, run_id: uuid.UUID, step_key: str, now: datetime) -> None:
+        await self.close_for_step(run_id, step_key, "cancelled", now)
+
+    async def close_for_step(self, run_id: uuid.UUID, step_key: str, status: str, now: datetime) -> None:
         await self.session.execute(
             update(HumanTask)
             .where(
                 *self.scope(), HumanTask.run_id == run_id, HumanTask.step_key == step_key, HumanTask.status == "open"
             )
-            .values(status="cancelled", completed_at=now)
+            .values(status=status, completed_at=now)
             .execution_options(synchronize_session=False)
         )
 
@@ -252,6 +256,16 @@ class TaskRepository(TenantRepository[HumanTask]):
             .values(status="cancelled", completed_at=now)
             .execution_options(synchronize_session=False)
         )
+
+
+class DecisionRepository(TenantRepository[ApprovalDecision]):
+    model = ApprovalDecision
+
+    async def of_task(self, task_id: uuid.UUID) -> Sequence[ApprovalDecision]:
+        rows = await self.session.execute(
+            self.select().where(ApprovalDecision.task_id == task_id).order_by(ApprovalDecision.signed_at)
+        )
+        return rows.scalars().all()
 
 
 class SchedulerRepository:
@@ -287,7 +301,16 @@ class SchedulerRepository:
             .execution_options(synchronize_session=False)
         )
         woken: list[StepRun] = []
-        for kind in sorted({row.kind for row in due}):
+        reminded = [(row.run_id, row.step_key) for row in due if row.kind == "remind"]
+        if reminded:
+            # A reminder wakes no step: it counts on the open task, for the inbox and notifications.
+            await self.session.execute(
+                update(HumanTask)  # andon: unscoped-ok (scheduler mode)
+                .where(tuple_(HumanTask.run_id, HumanTask.step_key).in_(reminded), HumanTask.status == "open")
+                .values(reminders=HumanTask.reminders + 1, last_reminded_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        for kind in sorted({row.kind for row in due} - {"remind"}):
             keys = [(row.run_id, row.step_key, row.attempt) for row in due if row.kind == kind]
             result = await self.session.execute(
                 update(StepRun)  # andon: unscoped-ok (scheduler mode)

@@ -6,10 +6,13 @@ Each returns the step messages to send once its transaction has committed.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.alerts.models import Alert
@@ -25,12 +28,14 @@ from andon.platform.engine.models import (
     SKIPPED,
     STEP_DONE,
     WAITING,
+    ApprovalDecision,
     HumanTask,
     StepRun,
     Workflow,
     WorkflowRun,
 )
 from andon.platform.engine.repository import (
+    DecisionRepository,
     RunRepository,
     StepRunRepository,
     TaskRepository,
@@ -38,7 +43,7 @@ from andon.platform.engine.repository import (
     WorkflowRepository,
 )
 from andon.platform.events.models import Event
-from andon.platform.http.errors import ConflictError, NotFoundError
+from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext
 
 _EVENT_FIELDS = ("id", "source", "event_id", "type", "subject", "severity", "dedup_key", "site_ref", "asset_ref")
@@ -79,6 +84,7 @@ async def start_run(
     *,
     event: Event | None = None,
     alert: Alert | None = None,
+    started_by: str | None = None,
 ) -> tuple[WorkflowRun, list[StepMessage]]:
     compiled = compile_definition(workflow.definition)
     run = await RunRepository(session, tenant).add(
@@ -94,6 +100,7 @@ async def start_run(
             incident_id=alert.incident_id if alert else None,
             site_id=event.site_id if event else None,
             started_at=now,
+            started_by=started_by,
         )
     )
     partner = tenant.partner_id
@@ -248,6 +255,8 @@ class RunControl:
         run = await self._run(task.run_id)
         if task.status != "open":
             raise ConflictError(f"the task is {task.status}")
+        if task.kind == "approval":
+            raise ConflictError("an approval is signed, not completed: POST …/tasks/{id}/decide")
         task.status, task.outcome, task.note = "done", outcome, note
         task.completed_by, task.completed_at = by, now
         step_run = await self._step(run, task.step_key)
@@ -257,3 +266,73 @@ class RunControl:
         ):
             raise ConflictError(f"step '{task.step_key}' no longer waits for this task")
         return task, [_message(self.tenant, step_run)]
+
+    async def decide(
+        self, task_id: uuid.UUID, signature: Signature, now: datetime
+    ) -> tuple[HumanTask, list[StepMessage]]:
+        """Records one signature on an approval; the step goes on once enough approved, or one rejected."""
+        task = await self.tasks.get(task_id)
+        if task is None:
+            raise NotFoundError(f"task {task_id} not found")
+        if task.kind != "approval":
+            raise ConflictError("only an approval is signed; complete a task instead")
+        run = await self._run(task.run_id)
+        if task.status != "open":
+            raise ConflictError(f"the approval is {task.status}")
+        if task.requester and task.requester == str(signature.user_id):
+            raise PermissionDeniedError("separation of duties: whoever asked for this approval cannot approve it")
+        decisions = DecisionRepository(self.session, self.tenant)
+        earlier = await decisions.of_task(task.id)
+        if any(d.user_id == signature.user_id for d in earlier):
+            raise ConflictError("you have already signed this approval")
+        shown = {
+            "title": task.title,
+            "instructions": task.instructions,
+            "meaning": task.meaning,
+            "required_approvals": task.required_approvals,
+            "run": {"id": str(run.id), "workflow": run.workflow_key, "version": run.version},
+            "event": run.context.get("event"),
+        }
+        decision = await decisions.add(
+            ApprovalDecision(
+                task_id=task.id,
+                run_id=run.id,
+                user_id=signature.user_id,
+                signer=signature.signer,
+                decision=signature.decision,
+                meaning=task.meaning or "Approved" if signature.decision == "approve" else "Rejected",
+                reason=signature.reason,
+                method=signature.method,
+                signed_at=now,
+                shown=shown,
+                shown_digest=hashlib.sha256(msgspec.json.encode(shown, order="sorted")).hexdigest(),
+            )
+        )
+        signatures = [*earlier, decision]
+        approved = [d for d in signatures if d.decision == "approve"]
+        if signature.decision == "reject":
+            verdict = "rejected"
+        elif len(approved) >= task.required_approvals:
+            verdict = "approved"
+        else:
+            return task, []  # more signatures to come
+        task.status, task.completed_by, task.completed_at = "done", signature.signer, now
+        task.outcome = {"decision": verdict, "reason": signature.reason, "signers": [d.signer for d in signatures]}
+        step_run = await self._step(run, task.step_key)
+        output = {**task.outcome, "approvals": len(approved)}
+        if not await self.steps.move(
+            step_run.id, WAITING, step_run.attempt, status=QUEUED, wake="task", output=output, queued_at=now
+        ):
+            raise ConflictError(f"step '{task.step_key}' no longer waits for this approval")
+        return task, [_message(self.tenant, step_run)]
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A person's electronic signature on an approval, after they proved again who they are."""
+
+    user_id: uuid.UUID
+    signer: str
+    decision: str
+    reason: str
+    method: str

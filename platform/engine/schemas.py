@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -114,6 +114,11 @@ class TaskRead(msgspec.Struct, kw_only=True):
     completed_by: str | None
     completed_at: datetime | None
     created_at: datetime
+    required_approvals: int
+    meaning: str | None
+    requester: str | None
+    reminders: int
+    last_reminded_at: datetime | None
 
 
 class RunDetail(msgspec.Struct, kw_only=True):
@@ -131,3 +136,30 @@ class StepSkip(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class TaskComplete(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     outcome: dict[str, Any] = msgspec.field(default_factory=dict)
     note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+
+
+class Decide(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An electronic signature: the decision, its reason, and the signer's password (people who sign
+    in with their organisation's provider sign within five minutes of signing in instead)."""
+
+    decision: Literal["approve", "reject"]
+    reason: Reason
+    password: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class DecisionRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    signer: str
+    decision: str
+    meaning: str
+    reason: str
+    method: str
+    signed_at: datetime
+    shown: dict[str, Any]
+    shown_digest: str
+
+
+class TaskDetail(msgspec.Struct, kw_only=True):
+    task: TaskRead
+    decisions: list[DecisionRead]

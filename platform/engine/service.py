@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -20,14 +21,32 @@ from andon.platform.db.types import utcnow
 from andon.platform.engine.definition import compile_definition
 from andon.platform.engine.executor import Send, StepMessage
 from andon.platform.engine.expressions import ExpressionError, compile_cel
-from andon.platform.engine.models import HumanTask, StepRun, Workflow, WorkflowRun
-from andon.platform.engine.repository import RunRepository, StepRunRepository, TaskRepository, WorkflowRepository
-from andon.platform.engine.runs import RunControl, start_run
+from andon.platform.engine.models import ApprovalDecision, HumanTask, StepRun, Workflow, WorkflowRun
+from andon.platform.engine.repository import (
+    DecisionRepository,
+    RunRepository,
+    StepRunRepository,
+    TaskRepository,
+    WorkflowRepository,
+)
+from andon.platform.engine.runs import RunControl, Signature, start_run
 from andon.platform.engine.schemas import WorkflowCreate, WorkflowUpdate
 from andon.platform.events.catalogue import CATALOGUE
-from andon.platform.http.errors import NotFoundError, ValidationFailedError, field_error
+from andon.platform.http.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+    field_error,
+)
+from andon.platform.identity.models import User
+from andon.platform.identity.passwords import verify_password
+from andon.platform.identity.repository import SessionRepository, UserRepository
 from andon.platform.tenancy.context import TenantContext
+from andon.platform.tenancy.principal import SubjectKind
 
+# How recent a sign-in through the organisation's provider must be to stand as a signature.
+RECENT_SIGN_IN = timedelta(minutes=5)
 # Sends still in flight after their commit; kept so none is collected before it finishes.
 _SENDING: set[asyncio.Task[None]] = set()
 
@@ -123,7 +142,15 @@ class WorkflowService:
 
     async def start(self, workflow_id: uuid.UUID, event: dict[str, Any]) -> WorkflowRun:
         workflow = await self.get(workflow_id)
-        run, messages = await start_run(self.session, self.tenant, workflow, {"event": event, "alert": None}, utcnow())
+        principal = self.tenant.principal
+        run, messages = await start_run(
+            self.session,
+            self.tenant,
+            workflow,
+            {"event": event, "alert": None},
+            utcnow(),
+            started_by=str(principal.subject_id) if principal.subject_id else None,
+        )
         await record(
             self.session,
             self.tenant.principal,
@@ -199,6 +226,54 @@ class TaskService:
     async def search(self, *, limit: int, offset: int, status: str | None) -> tuple[builtins.list[HumanTask], int]:
         rows, total = await self.tasks.search(limit=limit, offset=offset, status=status)
         return list(rows), total
+
+    async def detail(self, task_id: uuid.UUID) -> tuple[HumanTask, Sequence[ApprovalDecision]]:
+        task = await self.tasks.get(task_id)
+        if task is None:
+            raise NotFoundError(f"task {task_id} not found")
+        return task, await DecisionRepository(self.session, self.tenant).of_task(task.id)
+
+    async def decide(self, task_id: uuid.UUID, decision: str, reason: str, password: str | None) -> HumanTask:
+        """Signs an approval as the caller, once they proved again who they are."""
+        if await self.tasks.get(task_id) is None:
+            raise NotFoundError(f"task {task_id} not found")
+        signature = await self._signature(decision, reason, password)
+        task, messages = await RunControl(self.session, self.tenant).decide(task_id, signature, utcnow())
+        await record(
+            self.session,
+            self.tenant.principal,
+            "approval.signed",
+            target_type="human_task",
+            target_id=task.id,
+            after={"decision": decision, "reason": reason, "method": signature.method, "status": task.status},
+            tenant=self.tenant,
+        )
+        send_after_commit(self.session, self.send, messages)
+        return task
+
+    async def _signature(self, decision: str, reason: str, password: str | None) -> Signature:
+        principal = self.tenant.principal
+        if principal.subject_kind is not SubjectKind.USER or principal.subject_id is None:
+            raise PermissionDeniedError("an electronic signature is a person's: sign in to sign")
+        owner = (User.org_kind == "customer") & (User.tenant_id == self.tenant.tenant_id)
+        user = await UserRepository(self.session, owner).get(principal.subject_id)
+        if user is None:
+            raise PermissionDeniedError("approvals are signed by the customer's own people")
+        if user.password_hash is not None:
+            if not password or not verify_password(user.password_hash, password):
+                raise AuthenticationError("the password does not match: the signature is not recorded")
+            method = "password"
+        else:
+            # Signed in through the organisation's provider: a sign-in moments ago proves it is them.
+            login = (
+                await SessionRepository(self.session, user.id).get(principal.session_id)
+                if principal.session_id
+                else None
+            )
+            if login is None or utcnow() - login.created_at > RECENT_SIGN_IN:
+                raise AuthenticationError("sign in again (within the last 5 minutes) to sign an approval")
+            method = "recent_sign_in"
+        return Signature(user.id, f"{user.display_name} <{user.email}>", decision, reason, method)
 
     async def complete(self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None) -> HumanTask:
         if await self.tasks.get(task_id) is None:

@@ -186,6 +186,10 @@ class SessionRepository:
         )
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def get(self, session_id: uuid.UUID) -> LoginSession | None:
+        stmt = select(LoginSession).where(LoginSession.user_id == self.user_id, LoginSession.id == session_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def revoke(self, now: datetime, *, only: uuid.UUID | None = None, keep: uuid.UUID | None = None) -> int:
         stmt = update(LoginSession).where(LoginSession.user_id == self.user_id, LoginSession.revoked_at.is_(None))
         if only is not None:
