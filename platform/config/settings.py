@@ -201,6 +201,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     # Shows queued e-mails (with their reset and invitation links) at /dev/mailbox: never in production.
     dev_mailbox: bool = False
+    # ``andon dev`` plays plant traffic into the demo every so many seconds (0: never).
+    demo_traffic_seconds: float = Field(default=0, ge=0)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)

@@ -19,6 +19,8 @@ from andon.platform.auth.schemas import ApiKeyCreate
 from andon.platform.auth.service import ApiKeyService
 from andon.platform.config.settings import Settings
 from andon.platform.db.scope import apply_principal_scope
+from andon.platform.engine.schemas import WorkflowCreate
+from andon.platform.engine.service import WorkflowService
 from andon.platform.identity.schemas import GrantIn, UserCreate
 from andon.platform.identity.service import UserAdmin
 from andon.platform.tenancy.node import OrgNode
@@ -212,6 +214,50 @@ async def _seed_people(
     return logins
 
 
+# The demo customer's first workflow: a high or critical alarm is assessed; a critical one asks the
+# supervisor whether to stop the machine (an approval), and a technician checks it either way.
+DEMO_WORKFLOW = WorkflowCreate(
+    key="machine-alarm-response",
+    name="Machine alarm response",
+    trigger_type="dev.andon.machine.alarm.v1",
+    trigger_filter="event.severity in ['critical', 'high']",
+    definition={
+        "steps": [
+            {"key": "assess", "kind": "set", "values": {"critical": "event.severity == 'critical'"}, "next": "route"},
+            {"key": "route", "kind": "condition", "when": "steps.assess.critical", "then": "stop", "else": "check"},
+            {
+                "key": "stop",
+                "kind": "approval",
+                "title": "Stop {{ event.subject }} for inspection?",
+                "instructions": "{{ event.data.message }}. Stopping costs output; running on risks the die.",
+                "meaning": "Machine stop approved",
+                "expires_seconds": 3600,
+                "remind_seconds": 900,
+                "next": "check",
+                "on_reject": "check",
+            },
+            {
+                "key": "check",
+                "kind": "task",
+                "title": "Check {{ event.subject }}: {{ event.data.message }}",
+                "role": "technician",
+                "due_seconds": 1800,
+            },
+        ]
+    },
+)
+
+
+async def _seed_workflows(session: AsyncSession, customers: dict[str, Customer]) -> None:
+    system = system_principal(ALL_PERMISSIONS, "demo seed")
+    tenant = await CustomerService(session, system).open_tenant(customers["acme-castings"].id)
+
+    async def nothing_to_send(messages: object) -> None:
+        return None
+
+    await WorkflowService(session, tenant, nothing_to_send).create(DEMO_WORKFLOW)
+
+
 async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[dict[str, Any], bool]:
     """Returns the credentials and whether anything was created."""
     path = settings.data_dir / CREDENTIALS_FILE
@@ -228,6 +274,7 @@ async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], settings: Se
         issued = await _issue_keys(session, partners, customers)
         if created:
             issued.logins = await _seed_people(session, settings, partners, customers)
+            await _seed_workflows(session, customers)
         # With the credentials file gone, keys are reissued but passwords cannot be recovered (only
         # their hashes are stored): the banner says to use --reset for fresh logins.
         creds = issued.as_dict()

@@ -36,6 +36,7 @@ def dev_settings(data_dir: Path, host: str, port: int) -> Settings:
         data_dir=data_dir,
         log_json=False,
         dev_mailbox=True,
+        demo_traffic_seconds=20,
         database=DatabaseSettings(url=url),
         http=HttpSettings(host=host, port=port, base_url=f"http://{host}:{port}"),
         security=SecuritySettings(secret_key=SecretStr(_secret_key(data_dir))),

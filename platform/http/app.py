@@ -46,6 +46,7 @@ from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.db.errors import is_data_exception
+from andon.platform.devmode.simulator import PlantTraffic
 from andon.platform.engine.capabilities import Capabilities
 from andon.platform.engine.controllers import ENGINE_CONTROLLERS
 from andon.platform.engine.dispatch import broker_sender
@@ -221,6 +222,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     state.retention = Periodic("retention", settings.events.retention_sweep_seconds, _retention)
 
+    async def _demo_traffic() -> None:
+        if await traffic.tick():
+            state.relay.wake()
+
+    traffic = PlantTraffic(state.sessionmaker)
+    state.demo_traffic = (
+        Periodic("demo-traffic", settings.demo_traffic_seconds, _demo_traffic)
+        if settings.demo_traffic_seconds
+        else None
+    )
+
     # Subscriptions for the mqtt connections of every customer, when a broker is configured.
     state.mqtt = (
         MqttIngress(
@@ -247,6 +259,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.worker = start_worker(app.state.broker, settings.workers.threads)
             app.state.retention.start()
             app.state.scheduler.start()
+            if app.state.demo_traffic is not None:
+                app.state.demo_traffic.start()
             if app.state.mqtt is not None:
                 app.state.mqtt.start()
             if settings.polling.enabled:
@@ -259,6 +273,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await app.state.relay.stop()
         await app.state.retention.stop()
         await app.state.scheduler.stop()
+        if app.state.demo_traffic is not None:
+            await app.state.demo_traffic.stop()
         if app.state.worker is not None:
             await asyncio.to_thread(app.state.worker.stop)
         await worker_db.dispose()

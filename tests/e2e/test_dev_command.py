@@ -4,6 +4,7 @@ run reuses the data and the keys; ``--reset`` starts over."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,17 @@ def test_dev_seeds_serves_and_reuses(tmp_path: Path) -> None:
             assert signed_in.status_code == 200 and "plant_supervisor" in signed_in.text
         branded = httpx.get(f"{base}/login", headers={"Host": "northwind.localhost"}).text
         assert "Northwind Ops Center" in branded and "Andon" not in branded
+        acme_key = {"Authorization": f"Bearer {keys['customers']['acme-castings']}"}
+        flows = httpx.get(f"{base}/api/v1/customers/{acme['id']}/workflows", headers=acme_key).json()["items"]
+        assert [f["key"] for f in flows] == ["machine-alarm-response"]
+        # The demo plays plant traffic from the start: events arrive without anyone sending them.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = httpx.get(f"{base}/api/v1/events", headers=acme_key).json()
+            if events["total"]:
+                break
+            time.sleep(0.5)
+        assert events["total"] >= 1 and events["items"][0]["source"] == "urn:andon:demo:simulator"
         corvid = {"Authorization": f"Bearer {keys['customers']['corvid-automotive']}"}
         assert httpx.get(f"{base}/api/v1/customers/{acme['id']}", headers=corvid).status_code == 404
 
