@@ -43,7 +43,9 @@ from andon.platform.engine.definition import (
 )
 from andon.platform.engine.expressions import ExpressionError, evaluate, render
 from andon.platform.engine.models import (
+    CANCELLED,
     FAILED,
+    HELD,
     RUNNING,
     SCHEDULED,
     STEP_PASSED,
@@ -67,6 +69,8 @@ from andon.platform.tenancy.principal import system_principal
 ENGINE = system_principal(frozenset(), label="workflow engine")
 STEP_ACTOR = "run_step"
 STEP_QUEUE = "steps"
+# Seconds a claimed action's lease outlasts its call timeout.
+LEASE_MARGIN = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +169,13 @@ class Executor:
                 return None  # a repeat message, or a step another worker holds
             run = await RunRepository(session, tenant).get(message.run_id)
             if run is None or run.status != "running":
-                await steps.move(step_run.id, RUNNING, message.attempt, status="cancelled", finished_at=now)
+                await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
                 return None
             step = definition_of(run).step(step_run.step_key)
+            if isinstance(step, ActionStep) and step.timeout_seconds + LEASE_MARGIN > self.lease.total_seconds():
+                # The lease outlives the call, or another worker would take the step over mid-call.
+                lease = now + timedelta(seconds=step.timeout_seconds + LEASE_MARGIN)
+                await steps.move(step_run.id, RUNNING, message.attempt, lease_until=lease)
             effect_key: str | None = None
             effect_done: Any = None
             if isinstance(step, ActionStep) and step_run.wake != "task":
@@ -223,6 +231,8 @@ class Executor:
                 return await self._act(tenant, run, step_run, step, context, effect_key, now)
         except ExpressionError as exc:
             return Outcome("failed", error=str(exc), error_kind="invalid")
+        except Exception as exc:  # a bug or a bad input the checks missed: fail the step, never wedge it
+            return Outcome("failed", error=f"{type(exc).__name__}: {exc}"[:2000], error_kind="internal")
         raise AssertionError(f"unknown step kind {type(step).__name__}")  # pragma: no cover
 
     def _wait_for_event(
@@ -346,7 +356,13 @@ class Executor:
             assert run is not None
             values: dict[str, Any] = {"lease_until": None, "error": outcome.error, "error_kind": outcome.error_kind}
             if outcome.effect_response is not None:
+                # Recorded whatever became of the run: the call was made, and a retry must not repeat it.
                 await self._effect_completed(session, tenant, run.id, step.key, outcome.effect_response, now)
+            if run.status != "running":
+                # The run failed (another branch) or was cancelled while this step worked: the step's
+                # outcome does not move the run; a held step runs again if the run is retried.
+                await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
+                return []
             if outcome.status == "succeeded":
                 values.update(status=SUCCEEDED, output=outcome.output, finished_at=now)
             elif outcome.status == "failed":
@@ -406,6 +422,14 @@ class Executor:
         await EffectRepository(session, tenant).complete(idempotency_key(run_id, step_key), response, now)
 
 
+def stopped_by(run: WorkflowRun | None, now: datetime) -> dict[str, Any]:
+    """What becomes of a step whose run stopped under it: cancelled with a cancelled run; held (to
+    run again if the run is retried) when the run failed."""
+    if run is not None and run.status == "failed":
+        return {"status": CANCELLED, "error_kind": HELD, "error": "held: the run failed", "lease_until": None}
+    return {"status": CANCELLED, "finished_at": now, "lease_until": None}
+
+
 def default_next(step: Step) -> list[str]:
     if isinstance(step, ParallelStep):
         return list(step.branches)
@@ -437,7 +461,7 @@ async def advance(
                 continue  # the last branch to arrive queues the join
         ready.append((key, kind_of(following)))
     created = await steps.queue(run.id, _partner(tenant), ready, now)
-    if not created and await steps.unfinished(run.id) == 0:
+    if not created and await steps.unfinished(run.id) == 0 and not await steps.blocking(run.id):
         run.status, run.finished_at = "succeeded", now
     return [StepMessage(tenant.tenant_id, _partner(tenant), run.id, key, 1) for key in created]
 

@@ -19,6 +19,8 @@ from andon.platform.db.types import JSONType, UTCDateTime
 QUEUED, RUNNING, SCHEDULED, WAITING = "queued", "running", "scheduled", "waiting"
 SUCCEEDED, FAILED, SKIPPED, CANCELLED = "succeeded", "failed", "skipped", "cancelled"
 STEP_DONE = frozenset({SUCCEEDED, SKIPPED, CANCELLED, FAILED})
+# The error kind of a step cancelled because its run failed: it runs again if the run is retried.
+HELD = "held"
 STEP_PASSED = frozenset({SUCCEEDED, SKIPPED})
 RUN_ACTIVE = frozenset({"running"})
 

@@ -18,6 +18,9 @@ from andon.platform.db.ids import new_id
 from andon.platform.db.repository import TenantRepository, within_sites
 from andon.platform.db.scope import enter_scheduler_mode, is_postgres
 from andon.platform.engine.models import (
+    CANCELLED,
+    FAILED,
+    HELD,
     QUEUED,
     RUNNING,
     SCHEDULED,
@@ -177,6 +180,21 @@ class StepRunRepository(TenantRepository[StepRun]):
 
     async def unfinished(self, run_id: uuid.UUID) -> int:
         return await self.count(StepRun.run_id == run_id, StepRun.status.not_in(STEP_DONE))
+
+    async def blocking(self, run_id: uuid.UUID) -> int:
+        """Steps that keep a run from succeeding: failed ones, and ones held when the run failed."""
+        return await self.count(
+            StepRun.run_id == run_id,
+            or_(StepRun.status == FAILED, and_(StepRun.status == CANCELLED, StepRun.error_kind == HELD)),
+        )
+
+    async def held(self, run_id: uuid.UUID) -> Sequence[StepRun]:
+        rows = await self.session.execute(
+            self.select()
+            .where(StepRun.run_id == run_id, StepRun.status == CANCELLED, StepRun.error_kind == HELD)
+            .execution_options(populate_existing=True)
+        )
+        return rows.scalars().all()
 
 
 class EffectRepository(TenantRepository[Effect]):

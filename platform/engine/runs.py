@@ -207,13 +207,16 @@ class RunControl:
         return run
 
     async def retry(self, run_id: uuid.UUID, step_key: str, now: datetime) -> tuple[WorkflowRun, list[StepMessage]]:
-        """A failed step runs again (a fresh attempt, the same idempotency key); the run resumes."""
+        """A failed step runs again (a fresh attempt, the same idempotency key); the run resumes, and
+        the steps held when it failed run again with it."""
         run = await self._run(run_id)
+        if run.status == "cancelled":
+            raise ConflictError("the run was cancelled; start a new one")
         step_run = await self._step(run, step_key)
         if step_run.status != FAILED:
             raise ConflictError(f"step '{step_key}' is {step_run.status}; only a failed step can be retried")
         attempt = step_run.attempt + 1
-        await self.steps.move(
+        if not await self.steps.move(
             step_run.id,
             FAILED,
             step_run.attempt,
@@ -222,29 +225,53 @@ class RunControl:
             wake=None,
             queued_at=now,
             error=None,
+            error_kind=None,
             finished_at=None,
-        )
+        ):
+            raise ConflictError(f"step '{step_key}' changed meanwhile; reload and try again")
         run.status, run.finished_at, run.error = "running", None, None
         step_run.attempt = attempt
-        return run, [_message(self.tenant, step_run)]
+        messages = [_message(self.tenant, step_run)]
+        for held in await self.steps.held(run.id):
+            if await self.steps.move(
+                held.id, CANCELLED, held.attempt, status=QUEUED, error=None, error_kind=None, queued_at=now
+            ):
+                messages.append(_message(self.tenant, held))
+        return run, messages
 
     async def skip(
         self, run_id: uuid.UUID, step_key: str, reason: str, now: datetime
     ) -> tuple[WorkflowRun, list[StepMessage]]:
         """A failed or waiting step is passed over (with its reason); the run goes on from it."""
         run = await self._run(run_id)
+        if run.status == "cancelled":
+            raise ConflictError("the run was cancelled; start a new one")
         step_run = await self._step(run, step_key)
         if step_run.status not in (FAILED, WAITING, SCHEDULED):
             raise ConflictError(f"step '{step_key}' is {step_run.status}; only a failed or waiting step can be skipped")
-        await self.steps.move(
-            step_run.id, step_run.status, None, status=SKIPPED, skip_reason=reason, finished_at=now, lease_until=None
-        )
+        if not await self.steps.move(
+            step_run.id,
+            step_run.status,
+            step_run.attempt,
+            status=SKIPPED,
+            skip_reason=reason,
+            finished_at=now,
+            lease_until=None,
+        ):
+            # A timer, an event or a person moved it first: skipping now would run it twice.
+            raise ConflictError(f"step '{step_key}' changed meanwhile; reload and try again")
         await self.tasks.cancel_for_step(run.id, step_key, now)
         run.status, run.finished_at, run.error = "running", None, None
         step = definition_of(run).step(step_key)
         # A skipped condition takes no branch: the run goes on only along plain next steps.
         chosen: list[str] | None = None if step.next else []
-        return run, await advance(self.session, self.tenant, run, step, {"skipped": reason}, chosen, now)
+        messages = await advance(self.session, self.tenant, run, step, {"skipped": reason}, chosen, now)
+        for held in await self.steps.held(run.id):
+            if await self.steps.move(
+                held.id, CANCELLED, held.attempt, status=QUEUED, error=None, error_kind=None, queued_at=now
+            ):
+                messages.append(_message(self.tenant, held))
+        return run, messages
 
     async def complete_task(
         self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None, by: str, now: datetime
@@ -253,6 +280,7 @@ class RunControl:
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
         run = await self._run(task.run_id)
+        await self.session.refresh(task)
         if task.status != "open":
             raise ConflictError(f"the task is {task.status}")
         if task.kind == "approval":
@@ -277,8 +305,11 @@ class RunControl:
         if task.kind != "approval":
             raise ConflictError("only an approval is signed; complete a task instead")
         run = await self._run(task.run_id)
+        await self.session.refresh(task)  # as it stands now that the run's lock is held
         if task.status != "open":
             raise ConflictError(f"the approval is {task.status}")
+        if task.due_at is not None and now >= task.due_at:
+            raise ConflictError("the approval has expired")
         if task.requester and task.requester == str(signature.user_id):
             raise PermissionDeniedError("separation of duties: whoever asked for this approval cannot approve it")
         decisions = DecisionRepository(self.session, self.tenant)

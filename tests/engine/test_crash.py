@@ -76,6 +76,8 @@ async def test_killed_workers_lose_no_step_and_repeat_no_effect(
                 "capability": "http.post",
                 "inputs": {"url": f"{fake.url}/effect", "json": {"step": n, "run": "{{ run.id }}"}},
                 "retry": {"initial_seconds": 0.2, "max_attempts": 10},
+                # A short call keeps the lease short, so a killed worker's step is taken over soon.
+                "timeout_seconds": 2,
                 **({"next": f"s{n + 1}"} if n < STEPS else {}),
             }
             for n in range(1, STEPS + 1)

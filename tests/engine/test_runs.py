@@ -296,3 +296,68 @@ async def test_a_definition_is_checked_whole_and_another_tenant_sees_nothing(
     assert (await api.get(f"{_base(b)}/runs/", headers=auth(b.key))).json()["total"] == 0
     assert (await api.post(f"{_base(b)}/runs/{run_id}/cancel", headers=auth(b.key))).status_code == 404
     assert (await api.get(f"{_base(a)}/runs/{run_id}", headers=auth(b.key))).status_code in (403, 404)
+
+
+@pytest.mark.parametrize("branches", [["maintenance", "quality"], ["quality", "maintenance"]])
+async def test_a_failed_branch_fails_the_run_and_a_retry_finishes_it_without_repeating_effects(
+    app: Litestar, api: httpx.AsyncClient, world: World, fake: EffectsFake, branches: list[str]
+) -> None:
+    """The failing branch runs second (the other's output stands) or first (the other branch is then
+    held, and runs when the run is retried)."""
+    c = world.a.customer
+    fake.missing = {"/quality"}
+
+    def post(key: str, path: str) -> dict[str, Any]:
+        return {
+            "key": key,
+            "kind": "action",
+            "capability": "http.post",
+            "inputs": {"url": f"{fake.url}{path}"},
+            "on_exhausted": "fail",
+            "next": "together",
+        }
+
+    definition = {
+        "steps": [
+            {"key": "fan", "kind": "parallel", "branches": branches},
+            post("maintenance", "/maintenance"),
+            post("quality", "/quality"),
+            {"key": "together", "kind": "join", "after": ["maintenance", "quality"]},
+        ]
+    }
+    flow = await _workflow(api, c, definition)
+    run_id = await _start(api, c, flow, {})
+    with running_worker(app):
+        drain(app)
+        failed = await _run(api, c, run_id)
+        # However the branches interleaved, the run is failed, never "succeeded" past its failure.
+        assert failed["run"]["status"] == "failed" and "404" in failed["run"]["error"], failed
+        assert _steps(failed)["quality"]["status"] == "failed" and "together" not in _steps(failed)
+        other = _steps(failed)["maintenance"]
+        assert (other["status"], other["error_kind"]) in (("succeeded", None), ("cancelled", "held"))
+        fake.missing = set()
+        retried = await api.post(f"{_base(c)}/runs/{run_id}/steps/quality/retry", headers=auth(c.key))
+        assert retried.status_code == 200 and retried.json()["status"] == "running"
+        await asyncio.sleep(0.1)
+        drain(app)
+    done = await _run(api, c, run_id)
+    assert done["run"]["status"] == "succeeded", done
+    assert {k: v["status"] for k, v in _steps(done).items()} == dict.fromkeys(
+        ("fan", "maintenance", "quality", "together"), "succeeded"
+    )
+    assert fake.stats() == {"applied": 2, "absorbed": 0}
+
+
+async def test_a_step_that_breaks_fails_with_its_error_instead_of_hanging(
+    app: Litestar, api: httpx.AsyncClient, world: World
+) -> None:
+    c = world.a.customer
+    definition = {"steps": [{"key": "check", "kind": "task", "title": "{{ 1 / (event.subject | length - 1) }}"}]}
+    flow = await _workflow(api, c, definition)
+    run_id = await _start(api, c, flow, {"subject": "x"})
+    with running_worker(app):
+        drain(app)
+    detail = await _run(api, c, run_id)
+    step = _steps(detail)["check"]
+    assert (step["status"], step["error_kind"]) == ("failed", "internal") and "ZeroDivisionError" in step["error"]
+    assert detail["run"]["status"] == "failed"

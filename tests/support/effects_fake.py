@@ -24,13 +24,17 @@ class EffectsFake:
         self.attempts: Counter[str] = Counter()
         self.fail_first = 0
         self.down = False
+        # Paths that answer 404 (a remote that refuses the request: not worth retrying).
+        self.missing: set[str] = set()
         self.lock = threading.Lock()
         self.url = ""
 
-    def handle(self, key: str | None, body: Any) -> tuple[int, Any]:
+    def handle(self, key: str | None, body: Any, path: str = "/") -> tuple[int, Any]:
         with self.lock:
             if key is None:
                 return 400, {"error": "Idempotency-Key required"}
+            if path in self.missing:
+                return 404, {"error": f"no {path} here"}
             self.attempts[key] += 1
             if self.down or self.attempts[key] <= self.fail_first:
                 return 503, {"error": "try later"}
@@ -54,7 +58,9 @@ def effects_fake() -> Iterator[EffectsFake]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, answer = fake.handle(self.headers.get("idempotency-key"), json.loads(raw) if raw else None)
+            status, answer = fake.handle(
+                self.headers.get("idempotency-key"), json.loads(raw) if raw else None, self.path
+            )
             self._reply(status, answer)
 
         def do_GET(self) -> None:
