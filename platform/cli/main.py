@@ -22,11 +22,12 @@ def cli() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--data-dir", default=".andon", show_default=True, type=click.Path(path_type=Path))
 @click.option("--reset", is_flag=True, help="Delete the data directory's database and start over.")
-def dev(host: str, port: int, data_dir: Path, reset: bool) -> None:
+@click.option("--no-traffic", is_flag=True, help="Do not play the demo plant's traffic (events every 20 s).")
+def dev(host: str, port: int, data_dir: Path, reset: bool, no_traffic: bool) -> None:
     """Run everything in one process on SQLite with the seeded demo."""
     from andon.platform.devmode.runner import run_dev
 
-    run_dev(host=host, port=port, data_dir=data_dir, reset=reset)
+    run_dev(host=host, port=port, data_dir=data_dir, reset=reset, traffic=not no_traffic)
 
 
 @cli.command()

@@ -29,14 +29,14 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def dev_settings(data_dir: Path, host: str, port: int) -> Settings:
+def dev_settings(data_dir: Path, host: str, port: int, *, traffic: bool = True) -> Settings:
     url = f"sqlite+aiosqlite:///{(data_dir / 'andon.db').resolve()}"
     return Settings(
         environment=Environment.DEVELOPMENT,
         data_dir=data_dir,
         log_json=False,
         dev_mailbox=True,
-        demo_traffic_seconds=20,
+        demo_traffic_seconds=20 if traffic else 0,
         database=DatabaseSettings(url=url),
         http=HttpSettings(host=host, port=port, base_url=f"http://{host}:{port}"),
         security=SecuritySettings(secret_key=SecretStr(_secret_key(data_dir))),
@@ -80,12 +80,12 @@ def _banner(settings: Settings, creds: dict[str, Any], created: bool) -> str:
     return "\n".join(lines)
 
 
-def run_dev(*, host: str, port: int, data_dir: Path, reset: bool) -> None:
+def run_dev(*, host: str, port: int, data_dir: Path, reset: bool, traffic: bool = True) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     if reset:
         for name in DB_FILES:
             (data_dir / name).unlink(missing_ok=True)
-    settings = dev_settings(data_dir, host, port)
+    settings = dev_settings(data_dir, host, port, traffic=traffic)
     click.echo("migrating the database ...")
     migrate.upgrade(settings.database)
     click.echo("seeding the demo ...")

@@ -60,7 +60,8 @@ def chromium() -> str:
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     data = tmp_path_factory.mktemp("dev")
     port = free_port()
-    with running_dev(data, port=port):
+    # Without the demo's own plant traffic: the browser tests count the incidents they make.
+    with running_dev(data, "--no-traffic", port=port):
         yield DevServer(port, json.loads((data / "demo-credentials.json").read_text()))
 
 
