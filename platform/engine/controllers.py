@@ -3,6 +3,7 @@ factory mounts these with the tenants domain's ``tenant`` dependency, as it does
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from litestar import Controller, get, patch, post
@@ -39,6 +40,11 @@ RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 
 def _send(state: State) -> Send:
     return broker_sender(state.broker)
+
+
+async def _task_detail(service: TaskService, task_id: uuid.UUID) -> TaskDetail:
+    task, decisions = await service.detail(task_id)
+    return TaskDetail(task=to_read(task, TaskRead), decisions=[to_read(d, DecisionRead) for d in decisions])
 
 
 class WorkflowController(Controller):
@@ -171,8 +177,7 @@ class TaskController(Controller):
     @get("/{task_id:uuid}", opt={"permission": P.RUNS_READ})
     async def get_task(self, db_session: DbSession, tenant: Tenant, state: State, task_id: PathId) -> TaskDetail:
         """The task, and for an approval every signature with what the signer was shown."""
-        task, decisions = await TaskService(db_session, tenant, _send(state)).detail(task_id)
-        return TaskDetail(task=to_read(task, TaskRead), decisions=[to_read(d, DecisionRead) for d in decisions])
+        return await _task_detail(TaskService(db_session, tenant, _send(state)), task_id)
 
     @post("/{task_id:uuid}/decide", opt={"permission": P.APPROVALS_SIGN}, status_code=200)
     async def decide(
@@ -182,8 +187,7 @@ class TaskController(Controller):
         cannot approve; nobody signs twice; the step goes on once enough approved, or one rejected."""
         service = TaskService(db_session, tenant, _send(state))
         await service.decide(task_id, data.decision, data.reason, data.password)
-        task, decisions = await service.detail(task_id)
-        return TaskDetail(task=to_read(task, TaskRead), decisions=[to_read(d, DecisionRead) for d in decisions])
+        return await _task_detail(service, task_id)
 
     @post("/{task_id:uuid}/complete", opt={"permission": P.TASKS_WRITE}, status_code=200)
     async def complete_task(

@@ -232,12 +232,17 @@ class RunControl:
         run.status, run.finished_at, run.error = "running", None, None
         step_run.attempt = attempt
         messages = [_message(self.tenant, step_run)]
+        return run, messages + await self._release_held(run, now)
+
+    async def _release_held(self, run: WorkflowRun, now: datetime) -> list[StepMessage]:
+        """The steps held when the run failed go back in the queue now that it runs again."""
+        released = []
         for held in await self.steps.held(run.id):
             if await self.steps.move(
                 held.id, CANCELLED, held.attempt, status=QUEUED, error=None, error_kind=None, queued_at=now
             ):
-                messages.append(_message(self.tenant, held))
-        return run, messages
+                released.append(_message(self.tenant, held))
+        return released
 
     async def skip(
         self, run_id: uuid.UUID, step_key: str, reason: str, now: datetime
@@ -266,12 +271,7 @@ class RunControl:
         # A skipped condition takes no branch: the run goes on only along plain next steps.
         chosen: list[str] | None = None if step.next else []
         messages = await advance(self.session, self.tenant, run, step, {"skipped": reason}, chosen, now)
-        for held in await self.steps.held(run.id):
-            if await self.steps.move(
-                held.id, CANCELLED, held.attempt, status=QUEUED, error=None, error_kind=None, queued_at=now
-            ):
-                messages.append(_message(self.tenant, held))
-        return run, messages
+        return run, messages + await self._release_held(run, now)
 
     async def complete_task(
         self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None, by: str, now: datetime

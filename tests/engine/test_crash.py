@@ -50,6 +50,17 @@ def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-m", "andon.platform.cli.main", command], env=env, stdout=out, stderr=out)
 
 
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an orchestrator would; whatever has not stopped in 15 s is killed."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 async def _state(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     async with sessionmaker() as session, session.begin():
         await enter_scheduler_mode(session)  # step runs of every tenant, to count them
@@ -117,13 +128,7 @@ async def test_killed_workers_lose_no_step_and_repeat_no_effect(
                     workers[victim] = _spawn("worker", env, log)
             state = await _state(sessionmaker)
         finally:
-            for process in [*workers, scheduler]:
-                process.send_signal(signal.SIGTERM)
-            for process in [*workers, scheduler]:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop(*workers, scheduler)
             purge_namespace(settings.redis.url, settings.redis.namespace)
 
         async with sessionmaker() as session, session.begin():

@@ -4,8 +4,6 @@ reaches the broker) and none is late by more than two seconds."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ from andon.platform.engine.models import StepRun, Timer, Workflow, WorkflowRun
 from andon.platform.engine.repository import RunRepository, StepRunRepository, TimerRepository, WorkflowRepository
 from andon.platform.tenancy.principal import system_principal
 from andon.tenants.orgs.service import CustomerService
-from tests.engine.test_crash import _env, _spawn
+from tests.engine.test_crash import _env, _spawn, stop
 from tests.support.redis_server import purge_namespace
 from tests.tenants.factories import World
 
@@ -114,13 +112,7 @@ async def test_two_schedulers_fire_each_timer_once_and_on_time(
                 break
         assert all(s.poll() is None for s in schedulers), log.read_text()[-2000:]
     finally:
-        for process in schedulers:
-            process.send_signal(signal.SIGTERM)
-        for process in schedulers:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(*schedulers)
         messages = client.hlen(f"{queue}.msgs")
         # The step messages have no worker here: gone, so the next test's drain does not wait on them.
         purge_namespace(settings.redis.url, settings.redis.namespace)
