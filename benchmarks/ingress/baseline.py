@@ -59,10 +59,8 @@ _decode = msgspec.json.Decoder(Event)
 
 @asynccontextmanager
 async def _pool(app: Litestar) -> AsyncIterator[None]:
+    # The table is made by run.py before the server starts (several worker processes share it).
     pool = await asyncpg.create_pool(os.environ["BENCH_BASELINE_DSN"], min_size=4, max_size=20)
-    async with pool.acquire() as conn:
-        await conn.execute(TABLE)
-    await pool.execute("TRUNCATE bench_events")
     app.state.pool = pool
     try:
         yield

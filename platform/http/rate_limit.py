@@ -6,6 +6,12 @@ succeeds while the bucket holds ``min(cost, burst)`` of them, and may leave it i
 larger than the whole bucket is still possible (when the bucket is full), and is paid for by the wait
 that follows: over any long stretch a key gets ``rate`` per second, however its requests are sized.
 
+With Redis, each process leases a small allowance at a time (a twentieth of a second of the rate, at
+most a tenth of the burst) and spends it locally, so a busy tenant costs one Redis call per lease
+rather than one per request. The lease is debited in Redis when taken, so every process together
+never gets more than the bucket gives; an allowance unused for a second is dropped. With a rate too
+small for a lease of two tokens, every take goes to Redis.
+
 Redis down must not stop intake (events are the product; the limit only protects it): the Redis
 buckets then let everything through, warn once, and try Redis again a few seconds later.
 """
@@ -84,13 +90,15 @@ class MemoryBuckets:
         return None
 
 
-# KEYS[1] the bucket; ARGV rate, burst, cost. Redis's own clock, so processes on hosts with drifting
-# clocks share one time line. Returns the wait in seconds as a string ("-1": taken), as Lua numbers
-# would be truncated to integers on the way out.
+# KEYS[1] the bucket; ARGV rate, burst, cost, extra (tokens to lease beyond the cost, as many of them
+# as the bucket holds). Redis's own clock, so processes on hosts with drifting clocks share one time
+# line. Returns {wait, granted}: the wait in seconds as a string ("-1": taken), as Lua numbers would
+# be truncated to integers on the way out, and the tokens taken (cost plus what was leased).
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local extra = tonumber(ARGV[4])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -103,20 +111,26 @@ end
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
 local need = math.min(cost, burst)
 local wait = -1
+local granted = 0
 if tokens >= need then
-  tokens = tokens - cost
+  granted = cost + math.max(0, math.min(extra, math.floor(tokens - cost)))
+  tokens = tokens - granted
 else
   wait = (need - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 -- Once refilled, the bucket is the same as no bucket: let Redis forget it.
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return tostring(wait)
+return {tostring(wait), granted}
 """
 
 
 class RedisBuckets:
     """Buckets in Redis under ``<namespace>:limits:``, taken atomically by one Lua script."""
+
+    LEASE_SECONDS = 0.05
+    LEASE_SHARE = 0.1
+    LEASE_LIFETIME = 1.0
 
     def __init__(
         self,
@@ -136,6 +150,12 @@ class RedisBuckets:
         self.pause = pause
         self._down_until = 0.0
         self._down = False
+        lease = math.floor(min(rate * self.LEASE_SECONDS, burst * self.LEASE_SHARE))
+        self.lease = lease if lease >= 2 else 0
+        # key -> (tokens leased and not yet spent, when they lapse); the test client's loop runs in
+        # another thread, so each read-and-spend holds the lock.
+        self._allowance: dict[str, tuple[int, float]] = {}
+        self._allowance_lock = threading.Lock()
         # A redis.asyncio connection belongs to the event loop that opened it (the test client serves
         # from a loop of its own): one client per loop.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Redis, AsyncScript]] = (
@@ -156,12 +176,49 @@ class RedisBuckets:
             self._clients[loop] = found
         return found[1]
 
+    def _spend(self, key: str, cost: int, now: float) -> int:
+        """Spend ``cost`` from the local allowance if it holds that much; else what it holds (taken out)."""
+        with self._allowance_lock:
+            held, lapses = self._allowance.pop(key, (0, 0.0))
+            if now >= lapses:
+                return 0
+            if held >= cost:
+                if held > cost:
+                    self._allowance[key] = (held - cost, lapses)
+                return cost
+            return held
+
+    def _keep(self, key: str, tokens: int, now: float) -> None:
+        if tokens > 0:
+            with self._allowance_lock:
+                held, _ = self._allowance.get(key, (0, 0.0))
+                self._allowance[key] = (held + tokens, now + self.LEASE_LIFETIME)
+
     async def take(self, key: str, cost: int = 1) -> float | None:
-        if time.monotonic() < self._down_until:
+        now = time.monotonic()
+        if now < self._down_until:
+            return None
+        held = self._spend(key, cost, now) if self.lease else 0
+        if held == cost:
             return None
         try:
+            answer = await self._ask(key, cost - held)
+        except BaseException:
+            self._keep(key, held, now)
+            raise
+        wait, granted = answer
+        if wait is not None:
+            # Refused: what this process held is still its own for the next request.
+            self._keep(key, held, now)
+            return wait
+        self._keep(key, granted - (cost - held), now)
+        return None
+
+    async def _ask(self, key: str, cost: int) -> tuple[float | None, int]:
+        """Redis's answer: (None, tokens granted) or (wait, 0); (None, cost) lets it through while Redis is down."""
+        try:
             answer = await asyncio.wait_for(
-                self._script()(keys=[self.prefix + key], args=[self.rate, self.burst, cost]),
+                self._script()(keys=[self.prefix + key], args=[self.rate, self.burst, cost, self.lease]),
                 timeout=self.timeout * 2,
             )
         except (RedisError, OSError, TimeoutError) as exc:
@@ -170,12 +227,13 @@ class RedisBuckets:
                 log.warning("rate_limit_unavailable", error=type(exc).__name__, retry_in_s=self.pause)
             self._down = True
             self._down_until = time.monotonic() + self.pause
-            return None
+            return None, cost
         if self._down:
             log.info("rate_limit_available")
             self._down = False
-        wait = float(answer.decode() if isinstance(answer, bytes) else answer)
-        return None if wait < 0 else wait
+        text, granted = answer
+        wait = float(text.decode() if isinstance(text, bytes) else text)
+        return (None, int(granted)) if wait < 0 else (wait, 0)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

@@ -155,3 +155,36 @@ async def test_without_redis_everything_is_let_through_and_redis_is_left_alone_a
         await buckets.close()
     # One attempt at most waits for the timeout; the rest do not touch Redis during the pause.
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs ANDON_REDIS_URL")
+async def test_redis_leases_let_processes_spend_locally_and_never_beyond_the_bucket() -> None:
+    namespace = f"andon-test-limits-{uuid.uuid4().hex}"
+    rate, burst = 100.0, 200  # a lease of five tokens (a twentieth of a second)
+    first, second = (RedisBuckets(REDIS_URL, namespace, rate, burst) for _ in range(2))
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"{namespace}:limits:events:t"
+    try:
+        assert first.lease == 5
+        assert await first.take("events:t") is None
+        # One Redis call took the request's token and a lease of five more.
+        assert float(client.hget(key, "tokens") or 0) == pytest.approx(burst - 6, abs=0.5)
+        written = client.hget(key, "at")
+        for _ in range(5):
+            assert await first.take("events:t") is None
+        assert client.hget(key, "at") == written  # spent from the lease: Redis untouched
+
+        # Both processes together get the bucket and what refilled meanwhile, never more.
+        started, granted = time.monotonic(), 6
+        while True:
+            answers = [await first.take("events:t"), await second.take("events:t")]
+            granted += answers.count(None)
+            if all(a is not None for a in answers):
+                break
+        refilled = (time.monotonic() - started) * rate
+        assert burst - 1 <= granted <= burst + refilled + 1
+    finally:
+        await first.close()
+        await second.close()
+        client.delete(key)
+        client.close()
