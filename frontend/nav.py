@@ -23,13 +23,17 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Branding", "/partner/branding", OrgKind.PARTNER, P.BRANDING_WRITE),
     # The people on shift start at the incidents: the operations console comes first.
     NavItem("Incidents", "/operations/incidents", OrgKind.CUSTOMER, P.EVENTS_READ),
+    # What workflows ask of this person: the tasks they do (tasks:write) and the approvals they sign.
+    NavItem("Inbox", "/operations/inbox", OrgKind.CUSTOMER, P.TASKS_WRITE),
     NavItem("Alerts", "/operations/alerts", OrgKind.CUSTOMER, P.EVENTS_READ),
+    NavItem("Runs", "/operations/runs", OrgKind.CUSTOMER, P.RUNS_READ),
     NavItem("Events", "/operations/events", OrgKind.CUSTOMER, P.EVENTS_READ),
     NavItem("Plant", "/admin/plant", OrgKind.CUSTOMER, P.PLANT_READ),
     NavItem("People", "/admin/users", OrgKind.CUSTOMER, P.USERS_READ),
     NavItem("Sign-in", "/admin/sign-in", OrgKind.CUSTOMER, P.IDENTITY_READ),
     NavItem("API keys", "/admin/api-keys", OrgKind.CUSTOMER, P.API_KEYS_READ),
     NavItem("Connections", "/admin/connections", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
+    NavItem("Outbound", "/admin/outbound", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
     NavItem("Audit trail", "/admin/audit", OrgKind.CUSTOMER, P.AUDIT_READ),
 )
 

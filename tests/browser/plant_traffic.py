@@ -19,12 +19,12 @@ ALARM = "dev.andon.machine.alarm.v1"
 API_HOST = "127.0.0.1"
 
 
-def _key(server: DevServer) -> dict[str, str]:
+def customer_key(server: DevServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {server.creds['api_keys']['customers'][CUSTOMER]}"}
 
 
-def _customer_url(server: DevServer, path: str) -> str:
-    me = httpx.get(server.url(API_HOST, "/api/v1/me"), headers=_key(server))
+def customer_url(server: DevServer, path: str) -> str:
+    me = httpx.get(server.url(API_HOST, "/api/v1/me"), headers=customer_key(server))
     assert me.status_code == 200, me.text
     return server.url(API_HOST, f"/api/v1/customers/{me.json()['customer_id']}{path}")
 
@@ -45,13 +45,13 @@ def open_incident(
         }
         for code in codes
     ]
-    headers = {**_key(server), "content-type": "application/cloudevents-batch+json"}
+    headers = {**customer_key(server), "content-type": "application/cloudevents-batch+json"}
     sent = httpx.post(server.url(API_HOST, "/api/v1/events"), json=events, headers=headers)
     assert sent.status_code == 201, sent.text
-    incidents = _customer_url(server, "/incidents")
+    incidents = customer_url(server, "/incidents")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = httpx.get(incidents, headers=_key(server), params={"status": "open"}).json()["items"]
+        found = httpx.get(incidents, headers=customer_key(server), params={"status": "open"}).json()["items"]
         mine = [i for i in found if i["alert_count"] >= len(codes) and asset in i["title"]]
         if mine:
             return dict(mine[0])
@@ -62,7 +62,7 @@ def open_incident(
 def add_connection(server: DevServer, name: str = "MES") -> dict[str, Any]:
     """A webhook connection with one accepted delivery and one refused."""
     made = httpx.post(
-        _customer_url(server, "/connections/"), headers=_key(server), json={"name": name, "event_type": ALARM}
+        customer_url(server, "/connections/"), headers=customer_key(server), json={"name": name, "event_type": ALARM}
     )
     assert made.status_code == 201, made.text
     connection: dict[str, Any] = made.json()
@@ -73,3 +73,31 @@ def add_connection(server: DevServer, name: str = "MES") -> dict[str, Any]:
     assert httpx.post(hook, content=body, headers={**signed, **json_body}).status_code == 201
     assert httpx.post(hook, content=body, headers=json_body).status_code == 401
     return connection
+
+
+def critical_alarm_waiting_for_approval(server: DevServer) -> dict[str, Any]:
+    """A critical alarm of the die-casting machine, sent as its PLC would; the approval the demo's
+    machine-alarm workflow asks for, once the in-process worker has run the steps before it."""
+    subject = f"DCM-{uuid.uuid4().hex[:4]}"
+    event = {
+        "specversion": "1.0",
+        "id": f"ev-{uuid.uuid4().hex}",
+        "source": "urn:plc:die-casting",
+        "type": "dev.andon.machine.alarm.v1",
+        "subject": subject,
+        "severity": "critical",
+        "assetid": "ACME-DCM-01",
+        "data": {"code": "E42", "message": "Die temperature critical", "state": "raised"},
+    }
+    headers = {**customer_key(server), "content-type": "application/cloudevents+json"}
+    sent = httpx.post(server.url(API_HOST, "/api/v1/events"), json=event, headers=headers)
+    assert sent.status_code == 201, sent.text
+    tasks = customer_url(server, "/tasks/")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = httpx.get(tasks, headers=customer_key(server), params={"status": "open"}).json()["items"]
+        mine = [t for t in found if t["kind"] == "approval" and subject in t["title"]]
+        if mine:
+            return dict(mine[0])
+        time.sleep(0.2)
+    raise AssertionError(f"no approval for {subject} after 30 s")

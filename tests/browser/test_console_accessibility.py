@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, DevServer, serious_accessibility_violations
-from tests.browser.plant_traffic import add_connection, open_incident
+from tests.browser.plant_traffic import add_connection, critical_alarm_waiting_for_approval, open_incident
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -63,12 +63,15 @@ class Console:
 
 PLANT_TABS = ("/admin/plant/lines", "/admin/plant/assets")
 # The operations console (events:read): plant_traffic below gives each of its lists a row.
-OPERATIONS = ("/operations/incidents", "/operations/alerts", "/operations/events")
+# With runs:read the runs list too (a row: plant_traffic starts a run); with tasks:write the inbox (no table).
+OPERATIONS = ("/operations/incidents", "/operations/alerts", "/operations/runs", "/operations/events")
+FLOOR = ("/operations/incidents", "/operations/inbox", "/operations/alerts", "/operations/runs", "/operations/events")
 OPERATIONS_LISTS: dict[str, tuple[str, ...]] = {path: () for path in OPERATIONS}
+FLOOR_LISTS: dict[str, tuple[str, ...]] = {path: () for path in FLOOR}
 PLANT_READ = Console(
     PORTAL_HOST,
-    nav=(*OPERATIONS, "/admin/plant"),
-    lists={**OPERATIONS_LISTS, "/admin/plant": (), "/admin/plant/lines": (), "/admin/plant/assets": ()},
+    nav=(*FLOOR, "/admin/plant"),
+    lists={**FLOOR_LISTS, "/admin/plant": (), "/admin/plant/lines": (), "/admin/plant/assets": ()},
     details=(*OPERATIONS, "/admin/plant", "/admin/plant/assets"),
     extra=PLANT_TABS,
 )
@@ -96,16 +99,17 @@ CONSOLES: dict[str, Console] = {
     "customer_admin": Console(
         PORTAL_HOST,
         nav=(
-            *OPERATIONS,
+            *FLOOR,
             "/admin/plant",
             "/admin/users",
             "/admin/sign-in",
             "/admin/api-keys",
             "/admin/connections",
+            "/admin/outbound",
             "/admin/audit",
         ),
         lists={
-            **OPERATIONS_LISTS,
+            **FLOOR_LISTS,
             "/admin/plant": ("/admin/plant/sites/new",),
             "/admin/plant/lines": (),
             "/admin/plant/assets": ("/admin/plant/assets/new",),
@@ -113,6 +117,7 @@ CONSOLES: dict[str, Console] = {
             "/admin/sign-in": ("/admin/sign-in/new",),  # the demo has no identity provider: no row
             "/admin/api-keys": ("/admin/api-keys/new",),
             "/admin/connections": ("/admin/connections/new",),
+            "/admin/outbound": ("/admin/outbound/new",),  # the demo has no outbound connection: no row
             "/admin/audit": (),
         },
         details=(
@@ -131,13 +136,14 @@ CONSOLES: dict[str, Console] = {
     "finance": Console(PORTAL_HOST, nav=(), lists={}, details=()),
     "auditor": Console(
         PORTAL_HOST,
-        nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/audit"),
+        nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/outbound", "/admin/audit"),
         lists={
             **OPERATIONS_LISTS,
             "/admin/plant": (),
             "/admin/plant/lines": (),
             "/admin/plant/assets": (),
             "/admin/connections": (),
+            "/admin/outbound": (),
             "/admin/audit": (),
         },
         details=(*OPERATIONS, "/admin/plant", "/admin/plant/assets", "/admin/connections"),
@@ -191,6 +197,7 @@ def plant_traffic(dev_server: DevServer) -> None:
     and connection lists have a first row and their detail pages are checked too."""
     open_incident(dev_server)
     add_connection(dev_server)
+    critical_alarm_waiting_for_approval(dev_server)  # a run of the demo workflow, waiting for its approval
 
 
 @pytest.fixture(scope="module")
