@@ -6,18 +6,12 @@ and the cursor at ``config.next_cursor``, delivers the records as one delivery, 
 once they are committed, and follows it, until a page brings no records or no new cursor (or
 ``polling.max_batches`` pages, the rest following at once in the next run).
 
-Andon is multi-tenant, so a customer's URL must not reach Andon's own network: the host is resolved
-first and refused if any of its addresses is loopback, private, link-local or otherwise not public
-(unless ``polling.allow_private_networks``), and the request goes to the address that was checked
-(the Host header and TLS name stay the vendor's), so a second DNS answer cannot swap it. Redirects
-are not followed.
+Every fetch goes through the egress guard (``connectors/egress.py``): public addresses only (unless
+``polling.allow_private_networks``), pinned to the address checked, no redirects, a size limit.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from typing import Any
 
 import httpx
@@ -25,6 +19,7 @@ import jmespath
 import msgspec
 
 import andon
+from andon.connectors.egress import Egress, EgressError, EgressLimits, snippet
 from andon.connectors.ingress.poll_run import PollError, PollLimits, PollRun
 from andon.connectors.sources.intake import Delivery
 from andon.connectors.sources.kinds import RESERVED_HEADERS, RestPollConfig
@@ -33,44 +28,6 @@ from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.http.errors import AndonError
 
 MAX_CURSOR = 2000
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def public_address(address: str) -> bool:
-    """Whether an address is on the public internet (an IPv4 address inside IPv6 judged as itself)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip in NAT64:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip.is_global and not ip.is_multicast
-
-
-async def addresses_for(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The addresses to connect to for ``host``, all of them public unless private ones are allowed."""
-    try:
-        ipaddress.ip_address(host)
-        found = [host]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise PollError(f"config.url: cannot resolve {host} ({exc.strerror or exc})") from None
-        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not found:
-        raise PollError(f"config.url: cannot resolve {host}")
-    if not allow_private and not all(public_address(a) for a in found):
-        raise PollError(
-            f"config.url: {host} is, or resolves to, an address that is not public (loopback, private, "
-            "link-local or reserved); Andon does not poll those"
-        )
-    return found
-
-
-def _snippet(body: bytes, length: int = 200) -> str:
-    text = " ".join(body[: length * 4].decode("utf-8", errors="replace").split())
-    return text[:length] + ("…" if len(text) > length else "")
 
 
 class RestPoller:
@@ -85,12 +42,12 @@ class RestPoller:
             url = httpx.URL(config.url)
         except httpx.InvalidURL as exc:
             raise PollError(f"config.url: not a URL Andon can fetch ({exc})") from None
-        timeout = httpx.Timeout(self.limits.timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+        egress = Egress()
+        try:
             for _ in range(self.limits.max_batches):
                 cursor = run.cursor
                 page_url = url.copy_merge_params({config.cursor_param: cursor}) if cursor else url
-                records, next_cursor = self._page(await self._fetch(client, page_url, headers), config)
+                records, next_cursor = self._page(await self._fetch(egress, page_url, headers), config)
                 if records:
                     reference = f"cursor {cursor}" if cursor else "first page"
                     try:
@@ -105,6 +62,8 @@ class RestPoller:
                     await run.advance(next_cursor)
                 if not records or not moved:
                     return False
+        finally:
+            await egress.close()
         return True
 
     def _headers(self, found: ConnectionFound, config: RestPollConfig) -> dict[str, str]:
@@ -120,55 +79,25 @@ class RestPoller:
         headers[config.auth_header] = config.auth_prefix + self.box.open(found.secret_sealed)
         return headers
 
-    async def _fetch(self, client: httpx.AsyncClient, url: httpx.URL, headers: dict[str, str]) -> bytes:
-        host = url.host
-        port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = await addresses_for(host, port, allow_private=self.limits.allow_private_networks)
-        try:
-            async with asyncio.timeout(self.limits.timeout_seconds):
-                for number, address in enumerate(addresses, 1):
-                    try:
-                        return await self._get(client, url, address, headers)
-                    except httpx.ConnectError as exc:
-                        if number == len(addresses):
-                            raise PollError(f"cannot connect to {host}: {str(exc) or type(exc).__name__}") from None
-        except (TimeoutError, httpx.TimeoutException):
-            raise PollError(f"{host} did not answer within {self.limits.timeout_seconds:g} s") from None
-        except httpx.HTTPError as exc:
-            raise PollError(f"fetching from {host} failed: {type(exc).__name__}: {exc}") from None
-        raise PollError(f"cannot connect to {host}")  # pragma: no cover - addresses is never empty
-
-    async def _get(self, client: httpx.AsyncClient, url: httpx.URL, address: str, headers: dict[str, str]) -> bytes:
-        """GET from the checked address; the Host header and the TLS server name stay the vendor's."""
-        extensions: dict[str, Any] = {}
-        try:
-            ipaddress.ip_address(url.host)
-        except ValueError:
-            extensions["sni_hostname"] = url.host
-        request = client.build_request(
-            "GET",
-            url.copy_with(host=address.split("%", 1)[0]),
-            headers={**headers, "Host": url.netloc.decode("ascii")},
-            extensions=extensions,
+    async def _fetch(self, egress: Egress, url: httpx.URL, headers: dict[str, str]) -> bytes:
+        limits = EgressLimits(
+            timeout_seconds=self.limits.timeout_seconds,
+            max_response_bytes=self.limits.max_response_bytes,
+            allow_private=self.limits.allow_private_networks,
         )
-        response = await client.send(request, stream=True)
         try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self.limits.max_response_bytes:
-                    raise PollError(f"{url.host} answered with more than {self.limits.max_response_bytes} bytes")
-        finally:
-            await response.aclose()
+            response = await egress.send("GET", url, limits, headers=headers)
+        except EgressError as exc:
+            raise PollError(str(exc)) from None
         if response.is_redirect:
             location = response.headers.get("location", "")
             raise PollError(
-                f"{url.host} answered HTTP {response.status_code} (a redirect to {location[:200]}); redirects "
+                f"{url.host} answered HTTP {response.status} (a redirect to {location[:200]}); redirects "
                 "are not followed: set config.url to where it points"
             )
-        if not response.is_success:
-            raise PollError(f"{url.host} answered HTTP {response.status_code}: {_snippet(bytes(body))}")
-        return bytes(body)
+        if not 200 <= response.status < 300:
+            raise PollError(f"{url.host} answered HTTP {response.status}: {response.snippet()}")
+        return response.body
 
     @staticmethod
     def _page(body: bytes, config: RestPollConfig) -> tuple[list[Any], str | None]:
@@ -176,10 +105,10 @@ class RestPoller:
         try:
             document = msgspec.json.decode(body)
         except msgspec.DecodeError:
-            raise PollError(f"the answer is not JSON: {_snippet(body)}") from None
+            raise PollError(f"the answer is not JSON: {snippet(body)}") from None
         records = jmespath.search(config.items, document)
         if records is None:
-            raise PollError(f"config.items: `{config.items}` finds nothing in the answer: {_snippet(body)}")
+            raise PollError(f"config.items: `{config.items}` finds nothing in the answer: {snippet(body)}")
         if not isinstance(records, list):
             raise PollError(f"config.items: `{config.items}` gives {type(records).__name__}, not a list of records")
         cursor = jmespath.search(config.next_cursor, document)

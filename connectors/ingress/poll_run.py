@@ -25,7 +25,7 @@ from andon.connectors.sources.intake import ConnectionIntake, Delivery, Receipt,
 from andon.connectors.sources.kinds import POLLED
 from andon.connectors.sources.repository import ConnectionFound, DuePolls, PollDue, PollStateRepository
 from andon.platform.auth.rbac import P
-from andon.platform.config.settings import Environment, Settings
+from andon.platform.config.settings import Settings
 from andon.platform.db.errors import is_data_exception
 from andon.platform.db.scope import apply_principal_scope
 from andon.platform.http.errors import AndonError, TooManyRequestsError, ValidationFailedError
@@ -73,15 +73,12 @@ class PollLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> PollLimits:
         polling = settings.polling
-        private = polling.allow_private_networks
-        if private is None:
-            private = settings.environment is not Environment.PRODUCTION
         return cls(
             timeout_seconds=polling.timeout_seconds,
             max_response_bytes=polling.max_response_bytes,
             max_file_bytes=polling.max_file_bytes,
             max_batches=polling.max_batches,
-            allow_private_networks=private,
+            allow_private_networks=settings.private_networks_allowed(polling.allow_private_networks),
             drop_root=polling.drop_root or settings.data_dir / "drop",
         )
 

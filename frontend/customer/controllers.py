@@ -7,6 +7,7 @@ from litestar import Controller
 from andon.frontend.customer.api_keys import CustomerApiKeysPageController
 from andon.frontend.customer.audit import CustomerAuditPageController
 from andon.frontend.customer.connections import CustomerConnectionsPageController
+from andon.frontend.customer.outbound import CustomerOutboundPageController
 from andon.frontend.customer.plant import CustomerPlantPageController
 from andon.frontend.customer.sign_in import CustomerSignInPageController
 from andon.frontend.customer.users import CustomerUsersPageController
@@ -17,5 +18,6 @@ CUSTOMER_CONSOLE: list[type[Controller]] = [
     CustomerSignInPageController,
     CustomerApiKeysPageController,
     CustomerConnectionsPageController,
+    CustomerOutboundPageController,
     CustomerAuditPageController,
 ]

@@ -131,6 +131,15 @@ class PollingSettings(BaseSettings):
     drop_root: Path | None = None
 
 
+class ConnectorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_CONNECTORS_", extra="ignore")
+
+    # Whether outbound connections may call loopback, private or link-local addresses (a tenant could
+    # otherwise reach the servers' own network). None: allowed outside production only. Systems inside
+    # a plant's network are reached through its on-premise relay, never by opening this.
+    allow_private_networks: bool | None = None
+
+
 class LimitSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANDON_LIMITS_", extra="ignore")
 
@@ -214,7 +223,12 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+
+    def private_networks_allowed(self, chosen: bool | None) -> bool:
+        """A private-network switch as set, or by default: allowed outside production only."""
+        return chosen if chosen is not None else self.environment is not Environment.PRODUCTION
 
     @property
     def secure_cookies(self) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
+    import andon.connectors.outbound.models
     import andon.connectors.sources.models
     import andon.platform.alerts.models
     import andon.platform.audit.models

@@ -33,6 +33,8 @@ class Call:
     timeout: float
     tenant_id: uuid.UUID
     run_id: uuid.UUID
+    partner_id: uuid.UUID | None = None
+    step_key: str | None = None
 
 
 Capability = Callable[[Call], Awaitable[Any]]
@@ -44,10 +46,16 @@ class Capabilities:
     def __init__(self) -> None:
         self._registry: dict[str, Capability] = {}
         self._client: httpx.AsyncClient | None = None
+        # Where a name that is not built in goes: "<connection key>.<capability>" of the tenant's own
+        # outbound connections (the connectors domain answers; the kernel does not know it).
+        self._connections: Capability | None = None
         self.register("http.post", self._http_post)
 
     def register(self, name: str, capability: Capability) -> None:
         self._registry[name] = capability
+
+    def route_connections(self, capability: Capability) -> None:
+        self._connections = capability
 
     def names(self) -> list[str]:
         return sorted(self._registry)
@@ -57,6 +65,8 @@ class Capabilities:
 
     async def call(self, call: Call) -> Any:
         capability = self._registry.get(call.capability)
+        if capability is None and self._connections is not None and "." in call.capability:
+            capability = self._connections
         if capability is None:
             raise CapabilityError(f"no capability named {call.capability}", INVALID)
         return await capability(call)

@@ -19,9 +19,12 @@ from andon.platform.engine.schemas import (
     DecisionRead,
     DefinitionCheck,
     DefinitionVerdict,
+    RunAcknowledge,
     RunDetail,
+    RunEscalations,
     RunRead,
     RunStart,
+    SlaBreachRead,
     StepRead,
     StepSkip,
     TaskComplete,
@@ -32,6 +35,7 @@ from andon.platform.engine.schemas import (
     WorkflowUpdate,
 )
 from andon.platform.engine.service import RunService, TaskService, WorkflowService, definition_problems
+from andon.platform.engine.views import escalations_view
 from andon.platform.http.params import DbSession, Limit, Offset, PathId, Tenant
 
 BASE = "/api/v1/customers/{customer_id:uuid}"
@@ -95,7 +99,10 @@ class WorkflowController(Controller):
         data: JSONBody[RunStart | None] = None,
     ) -> RunRead:
         """A run started by hand (a test, or a drill); ``event`` is what its steps see as the event."""
-        run = await WorkflowService(db_session, tenant, _send(state)).start(workflow_id, (data or RunStart()).event)
+        start = data or RunStart()
+        run = await WorkflowService(db_session, tenant, _send(state)).start(
+            workflow_id, start.event, site_id=start.site_id
+        )
         return to_read(run, RunRead)
 
 
@@ -129,6 +136,28 @@ class RunController(Controller):
             steps=[to_read(s, StepRead) for s in steps],
             tasks=[to_read(t, TaskRead) for t in tasks],
         )
+
+    @get("/{run_id:uuid}/escalations", opt={"permission": P.RUNS_READ})
+    async def get_escalations(
+        self, db_session: DbSession, tenant: Tenant, state: State, run_id: PathId
+    ) -> RunEscalations:
+        """The run's SLA due times and breaches, and its escalation ladders with who each page went to."""
+        run, dues, breaches, ladders, pages = await RunService(db_session, tenant, _send(state)).escalations(run_id)
+        return escalations_view(run, dues, breaches, ladders, pages)
+
+    @post("/{run_id:uuid}/acknowledge", opt={"permission": P.RUNS_WRITE}, status_code=200)
+    async def acknowledge_run(
+        self,
+        db_session: DbSession,
+        tenant: Tenant,
+        state: State,
+        run_id: PathId,
+        data: JSONBody[RunAcknowledge | None] = None,
+    ) -> RunRead:
+        """The caller owns the run's problem: its escalation ladders stop (no page after this) and its
+        acknowledge SLA is met. Acknowledging the run's alert or incident does the same."""
+        note = data.note if data else None
+        return to_read(await RunService(db_session, tenant, _send(state)).acknowledge(run_id, note), RunRead)
 
     @post("/{run_id:uuid}/cancel", opt={"permission": P.RUNS_WRITE}, status_code=200)
     async def cancel_run(self, db_session: DbSession, tenant: Tenant, state: State, run_id: PathId) -> RunRead:
@@ -198,4 +227,17 @@ class TaskController(Controller):
         return to_read(task, TaskRead)
 
 
-ENGINE_CONTROLLERS = [WorkflowController, RunController, TaskController]
+class SlaBreachController(Controller):
+    path = f"{BASE}/sla-breaches"
+    tags = ["Workflows"]
+
+    @get("/", opt={"permission": P.RUNS_READ})
+    async def list_breaches(
+        self, db_session: DbSession, tenant: Tenant, state: State, limit: Limit = 50, offset: Offset = 0
+    ) -> Page[SlaBreachRead]:
+        """Every SLA due time the customer's runs missed, newest first."""
+        rows, total = await RunService(db_session, tenant, _send(state)).breaches(limit=limit, offset=offset)
+        return Page(items=[to_read(r, SlaBreachRead) for r in rows], total=total, limit=limit, offset=offset)
+
+
+ENGINE_CONTROLLERS = [WorkflowController, RunController, TaskController, SlaBreachController]

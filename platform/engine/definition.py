@@ -18,6 +18,12 @@ Kinds of step (``kind``):
   taking ``on_timeout`` after ``timeout_seconds``.
 - ``task``: a person does something and records the outcome.
 - ``approval``: people sign a control point with a reason (k of n, separation of duties, expiry).
+- ``escalate``: starts an escalation ladder (``levels``) and goes on at once; the ladder pages on
+  its own timers until someone acknowledges.
+
+Beside the steps, a definition may carry ``sla`` policies (the first whose ``when`` matches the
+trigger event sets the run's acknowledge / resolve / coordinate due times) and a run-wide
+``escalation`` ladder started with the run. Durations are seconds, as everywhere in a definition.
 """
 
 from __future__ import annotations
@@ -153,6 +159,69 @@ class ApprovalStep(StepBase, tag="approval"):
                 yield key
 
 
+class Target(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Who a level pages: exactly one of a role (the people of that role on the run site's shift
+    calendar, by default only the shift on duty when the level fires), a user (e-mail or id) of the
+    customer, or the partner's support people."""
+
+    role: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$")] | None = None
+    on_shift: bool = True
+    user: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] | None = None
+    partner_support: bool = False
+
+    def chosen(self) -> list[str]:
+        return [name for name in ("role", "user") if getattr(self, name) is not None] + (
+            ["partner_support"] if self.partner_support else []
+        )
+
+
+class EscalationLevel(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    # Seconds after the previous level paged (the first level: after the ladder started).
+    after: Annotated[float, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
+    targets: Annotated[list[Target], msgspec.Meta(min_length=1, max_length=20)]
+    # Pages this level again this many times, ``repeat_every`` seconds apart, before the next level.
+    repeat: Annotated[int, msgspec.Meta(ge=0, le=20)] = 0
+    repeat_every: Seconds | None = None
+
+
+Levels = Annotated[list[EscalationLevel], msgspec.Meta(min_length=1, max_length=10)]
+
+
+class EscalationPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    levels: Levels
+    # CEL over ``event``, ``alert`` and ``params``: the ladder starts with the run only when true.
+    when: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+
+
+class SlaPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Due times for one class of trigger event; a run takes the first policy whose ``when`` holds."""
+
+    name: Key
+    when: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+    acknowledge_within: Seconds | None = None
+    # Until the run's incident (or alert) is resolved.
+    resolve_within: Seconds | None = None
+    # Until the run itself succeeded: every coordination step done.
+    coordinate_within: Seconds | None = None
+
+    def dues(self) -> list[tuple[str, float]]:
+        return [
+            (kind, seconds)
+            for kind, seconds in (
+                ("acknowledge", self.acknowledge_within),
+                ("resolve", self.resolve_within),
+                ("coordinate", self.coordinate_within),
+            )
+            if seconds is not None
+        ]
+
+
+class EscalateStep(StepBase, tag="escalate"):
+    """Starts a ladder and goes on at once; acknowledging the run (or its incident) stops it."""
+
+    levels: Levels
+
+
 Step = (
     ActionStep
     | ConditionStep
@@ -163,6 +232,7 @@ Step = (
     | WaitForEventStep
     | TaskStep
     | ApprovalStep
+    | EscalateStep
 )
 
 
@@ -170,6 +240,8 @@ class Definition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     steps: Annotated[list[Step], msgspec.Meta(min_length=1, max_length=200)]
     # The first step; default the first in the list.
     start: Key | None = None
+    sla: Annotated[list[SlaPolicy], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
+    escalation: EscalationPolicy | None = None
 
 
 class Compiled:
@@ -184,7 +256,12 @@ class Compiled:
         return self.steps[key]
 
     def to_builtins(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self.definition)  # type: ignore[no-any-return]
+        built: dict[str, Any] = msgspec.to_builtins(self.definition)
+        # A definition without SLA or ladder is stored as it was before either existed.
+        for name, empty in (("sla", []), ("escalation", None)):
+            if built.get(name) == empty:
+                built.pop(name, None)
+        return built
 
 
 def compile_definition(source: Mapping[str, Any] | Definition) -> Compiled:
@@ -239,6 +316,7 @@ def _problems(definition: Definition) -> Iterator[tuple[str, str]]:
                 elif step.key not in set(steps[key].successors()):
                     yield f"{at}.after", f"'{key}' does not go to this join"
     yield from _shape(steps, start, where)
+    yield from _policies(definition)
 
 
 def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
@@ -257,6 +335,8 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
         templates += [("title", step.title), ("instructions", step.instructions)]
     elif isinstance(step, ApprovalStep):
         templates += [("title", step.title), ("instructions", step.instructions), ("requester", step.requester)]
+    elif isinstance(step, EscalateStep):
+        yield from _levels(step.levels, f"{at}.levels")
     for field, source in cel_sources:
         try:
             compile_cel(source)
@@ -267,6 +347,55 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
             check_template(source)
         except ExpressionError as exc:
             yield f"{at}.{field}", f"not a template: {exc}"
+
+
+def _levels(levels: list[EscalationLevel], at: str) -> Iterator[tuple[str, str]]:
+    for i, level in enumerate(levels):
+        for j, target in enumerate(level.targets):
+            chosen = target.chosen()
+            if len(chosen) != 1:
+                yield (
+                    f"{at}[{i}].targets[{j}]",
+                    "name exactly one of role (with on_shift), user or partner_support: true"
+                    + (f"; this names {', '.join(chosen)}" if chosen else ""),
+                )
+        if level.repeat and level.repeat_every is None:
+            yield f"{at}[{i}].repeat_every", "a level that repeats needs repeat_every (seconds between pages)"
+
+
+def ladder_targets(definition: Definition) -> Iterator[tuple[str, Target]]:
+    """Every target of every ladder in the definition, with where it is (``escalation.levels[0].targets[1]``)."""
+    ladders: list[tuple[str, list[EscalationLevel]]] = []
+    if definition.escalation is not None:
+        ladders.append(("escalation.levels", definition.escalation.levels))
+    ladders += [(f"steps[{i}].levels", s.levels) for i, s in enumerate(definition.steps) if isinstance(s, EscalateStep)]
+    for at, levels in ladders:
+        for i, level in enumerate(levels):
+            for j, target in enumerate(level.targets):
+                yield f"{at}[{i}].targets[{j}]", target
+
+
+def _policies(definition: Definition) -> Iterator[tuple[str, str]]:
+    names: set[str] = set()
+    for i, policy in enumerate(definition.sla):
+        if policy.name in names:
+            yield f"sla[{i}].name", f"'{policy.name}' is used by an earlier policy"
+        names.add(policy.name)
+        if not policy.dues():
+            yield f"sla[{i}]", "give at least one of acknowledge_within, resolve_within, coordinate_within"
+        if policy.when is not None:
+            yield from _cel(policy.when, f"sla[{i}].when")
+    if definition.escalation is not None:
+        if definition.escalation.when is not None:
+            yield from _cel(definition.escalation.when, "escalation.when")
+        yield from _levels(definition.escalation.levels, "escalation.levels")
+
+
+def _cel(source: str, at: str) -> Iterator[tuple[str, str]]:
+    try:
+        compile_cel(source)
+    except ExpressionError as exc:
+        yield at, f"not a CEL expression: {exc}"
 
 
 def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

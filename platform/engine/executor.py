@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.alerts.raised import raise_step_alert
+from andon.platform.db.ids import new_id
 from andon.platform.db.scope import bind_tenant, lock_name
 from andon.platform.db.types import utcnow
 from andon.platform.engine.capabilities import UNAVAILABLE, Call, Capabilities, CapabilityError
@@ -33,6 +34,7 @@ from andon.platform.engine.definition import (
     Compiled,
     ConditionStep,
     Definition,
+    EscalateStep,
     JoinStep,
     ParallelStep,
     SetStep,
@@ -41,6 +43,7 @@ from andon.platform.engine.definition import (
     TimerStep,
     WaitForEventStep,
 )
+from andon.platform.engine.escalation import start_ladder
 from andon.platform.engine.expressions import ExpressionError, evaluate, render
 from andon.platform.engine.models import (
     CANCELLED,
@@ -222,6 +225,9 @@ class Executor:
                 return Outcome("waiting", task=self._task(run, step, context, now, kind="task"))
             if isinstance(step, ApprovalStep):
                 return self._approval(run, step, step_run, context, now)
+            if isinstance(step, EscalateStep):
+                # The ladder itself starts when the step completes, in that transaction.
+                return Outcome("succeeded", {"escalation_id": str(new_id())})
             if isinstance(step, ActionStep):
                 if step_run.wake == "task":  # a person did it by hand and recorded the outcome
                     return Outcome("succeeded", step_run.output)
@@ -311,7 +317,16 @@ class Executor:
         now: datetime,
     ) -> Outcome:
         inputs = render(step.inputs, context)
-        call = Call(step.capability, inputs, effect_key, step.timeout_seconds, tenant.tenant_id, run.id)
+        call = Call(
+            step.capability,
+            inputs,
+            effect_key,
+            step.timeout_seconds,
+            tenant.tenant_id,
+            run.id,
+            partner_id=tenant.partner_id,
+            step_key=step.key,
+        )
         try:
             response = await self.capabilities.call(call)
         except CapabilityError as exc:
@@ -408,6 +423,9 @@ class Executor:
                 return []
             if outcome.status != "succeeded":
                 return []
+            if isinstance(step, EscalateStep):
+                ladder_id = uuid.UUID(outcome.output["escalation_id"])
+                await start_ladder(session, tenant, run, step.key, step.levels, now, escalation_id=ladder_id)
             return await advance(session, tenant, run, step, outcome.output, outcome.next, now)
 
     async def _effect_completed(

@@ -23,6 +23,12 @@ STEP_DONE = frozenset({SUCCEEDED, SKIPPED, CANCELLED, FAILED})
 HELD = "held"
 STEP_PASSED = frozenset({SUCCEEDED, SKIPPED})
 RUN_ACTIVE = frozenset({"running"})
+# Timers of the run rather than of a step: a ladder's next page and an SLA's due time.
+ESCALATION_TIMER = "escalation"
+SLA_TIMERS = {"acknowledge": "sla_acknowledge", "resolve": "sla_resolve", "coordinate": "sla_coordinate"}
+RUN_TIMERS = frozenset({ESCALATION_TIMER, *SLA_TIMERS.values()})
+# Escalation statuses: paging, stopped by an acknowledgement, every level paged, or its run cancelled.
+ACTIVE, ACKNOWLEDGED, EXHAUSTED = "active", "acknowledged", "exhausted"
 
 
 class Workflow(TenantOwnedMixin, Base):
@@ -71,6 +77,9 @@ class WorkflowRun(TenantOwnedMixin, Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Who started it by hand (a user's id), or None for a run an event started.
     started_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Someone owns the run's problem: its ladders stop and its acknowledge SLA is met.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class StepRun(TenantOwnedMixin, Base):
@@ -127,7 +136,8 @@ class Effect(TenantOwnedMixin, Base):
 
 
 class Timer(TenantOwnedMixin, Base):
-    """A moment a step waits for: its retry, its timer, its timeout. Fired once, by one scheduler."""
+    """A moment a step waits for (its retry, its timer, its timeout), an SLA falls due or an
+    escalation ladder pages its next level. Fired once, by one scheduler."""
 
     __tablename__ = "timers"
     __table_args__ = (Index("ix_timers_due", "fired_at", "fire_at"),)
@@ -135,12 +145,15 @@ class Timer(TenantOwnedMixin, Base):
     run_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, index=True)
     partner_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     step_key: Mapped[str] = mapped_column(String(63), nullable=False)
-    # retry, timer, timeout
+    # retry, timer, timeout, remind; escalation and sla_* wake no step (see RUN_TIMERS).
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
-    # The step attempt it wakes (a retry's timer wakes that attempt, and only it).
+    # The step attempt it wakes (a retry's timer wakes that attempt, and only it); for an escalation,
+    # the number of the page it sends (1, 2, ...), so a stale timer cannot page twice.
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     fire_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The escalation an ``escalation`` timer pages for.
+    ref_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class HumanTask(TenantOwnedMixin, Base):
@@ -194,3 +207,77 @@ class ApprovalDecision(TenantOwnedMixin, Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     shown: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     shown_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class Escalation(TenantOwnedMixin, Base):
+    """One escalation ladder of a run: started with the run (key ``@run``) or by an ``escalate``
+    step (its key). ``pages`` counts the pages sent; the next page's timer carries ``pages + 1``, and
+    sending it is a compare-and-set on ``status`` and ``pages``, so an acknowledgement that commits
+    first stops it even when the scheduler already claimed that timer."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("run_id", "key"), Index("ix_escalations_tenant_status", "tenant_id", "status"))
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    key: Mapped[str] = mapped_column(String(63), nullable=False)
+    site_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # The ladder as the definition gave it: [{"after", "targets", "repeat", "repeat_every"}].
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default=ACTIVE)
+    pages: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_page_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EscalationPage(TenantOwnedMixin, Base):
+    """One level (or one repeat of it) paging its people: who they were at that moment. Delivery
+    (Slack, e-mail) reads the ``pending`` rows; until it exists they are the record of who was paged."""
+
+    __tablename__ = "escalation_pages"
+    __table_args__ = (UniqueConstraint("escalation_id", "number"),)
+
+    escalation_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, index=True)
+    # The page's number in the ladder (1, 2, ...), its level (0-based) and repeat (0: the first page).
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    level: Mapped[int] = mapped_column(Integer, nullable=False)
+    repeat: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    # [{"user_id", "email", "name", "via"}]: the people the targets named when the level fired.
+    paged: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
+    paged_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # pending (no delivery yet), sent, failed
+    delivery: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+
+
+class SlaBreach(TenantOwnedMixin, Base):
+    """A due time of a run's SLA policy that passed without the run being acknowledged, resolved or
+    coordinated: when it was due, and when the scheduler found it breached."""
+
+    __tablename__ = "sla_breaches"
+    __table_args__ = (
+        UniqueConstraint("run_id", "policy", "kind"),
+        Index("ix_sla_breaches_tenant_breached", "tenant_id", "breached_at"),
+    )
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workflow_runs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    site_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    policy: Mapped[str] = mapped_column(String(63), nullable=False)
+    # acknowledge, resolve, coordinate
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    breached_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The alert raised for it (on the run's incident, when it has one).
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

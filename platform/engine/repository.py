@@ -5,7 +5,7 @@ can never move a step twice."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,22 +18,32 @@ from andon.platform.db.ids import new_id
 from andon.platform.db.repository import TenantRepository, within_sites
 from andon.platform.db.scope import enter_scheduler_mode, is_postgres
 from andon.platform.engine.models import (
+    ACTIVE,
     CANCELLED,
     FAILED,
     HELD,
     QUEUED,
+    RUN_TIMERS,
     RUNNING,
     SCHEDULED,
     STEP_DONE,
     WAITING,
     ApprovalDecision,
     Effect,
+    Escalation,
+    EscalationPage,
     HumanTask,
+    SlaBreach,
     StepRun,
     Timer,
     Workflow,
     WorkflowRun,
 )
+from andon.platform.identity.models import RoleGrant, User
+from andon.platform.tenancy.context import TenantContext
+
+# Acts on due run timers (rows of the Timer columns fire_due reads) inside the scheduler's transaction.
+RunTimerHandler = Callable[[AsyncSession, Sequence[Any], datetime], Awaitable[None]]
 
 
 class WorkflowRepository(TenantRepository[Workflow]):
@@ -230,6 +240,168 @@ class TimerRepository(TenantRepository[Timer]):
             .execution_options(synchronize_session=False)
         )
 
+    async def cancel_run_timers(
+        self,
+        run_id: uuid.UUID,
+        kinds: Sequence[str],
+        now: datetime,
+        *,
+        due_after: datetime | None = None,
+        refs: Sequence[uuid.UUID] | None = None,
+    ) -> None:
+        """The run's unfired timers of these kinds (for these ``refs``) will not fire; with
+        ``due_after`` only those due later (one already due still fires, and judges for itself)."""
+        where = [*self.scope(), Timer.run_id == run_id, Timer.fired_at.is_(None), Timer.kind.in_(list(kinds))]
+        if due_after is not None:
+            where.append(Timer.fire_at > due_after)
+        if refs is not None:
+            where.append(Timer.ref_id.in_(list(refs)))
+        await self.session.execute(
+            update(Timer).where(*where).values(fired_at=now).execution_options(synchronize_session=False)
+        )
+
+    async def of_run(self, run_id: uuid.UUID, kinds: Sequence[str]) -> Sequence[Timer]:
+        rows = await self.session.execute(
+            self.select().where(Timer.run_id == run_id, Timer.kind.in_(list(kinds))).order_by(Timer.fire_at)
+        )
+        return rows.scalars().all()
+
+
+class EscalationRepository(TenantRepository[Escalation]):
+    model = Escalation
+
+    async def of_run(self, run_id: uuid.UUID) -> Sequence[Escalation]:
+        rows = await self.session.execute(
+            self.select()
+            .where(Escalation.run_id == run_id)
+            .order_by(Escalation.started_at, Escalation.id)
+            .execution_options(populate_existing=True)
+        )
+        return rows.scalars().all()
+
+    async def take_page(self, escalation_id: uuid.UUID, number: int, **values: Any) -> bool:
+        """Compare-and-set: page ``number`` is this caller's to send only if the ladder is still
+        active and sent exactly the pages before it (an acknowledgement or a twin timer got there
+        first otherwise)."""
+        moved = await self.session.execute(
+            update(Escalation)
+            .where(
+                *self.scope(),
+                Escalation.id == escalation_id,
+                Escalation.status == ACTIVE,
+                Escalation.pages == number - 1,
+            )
+            .values(pages=number, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def stop(
+        self, run_id: uuid.UUID, status: str, now: datetime, *, by: str | None, started_by: datetime | None = None
+    ) -> list[uuid.UUID]:
+        """The run's active ladders (those started by ``started_by``) stop with ``status``; the ones
+        stopped."""
+        where = [*self.scope(), Escalation.run_id == run_id, Escalation.status == ACTIVE]
+        if started_by is not None:
+            where.append(Escalation.started_at <= started_by)
+        values: dict[str, Any] = {"status": status, "finished_at": now, "next_page_at": None}
+        if by is not None:
+            values.update(acknowledged_at=now, acknowledged_by=by)
+        stopped = await self.session.execute(
+            update(Escalation)
+            .where(*where)
+            .values(**values)
+            .returning(Escalation.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list(stopped.scalars().all())
+
+
+class EscalationPageRepository(TenantRepository[EscalationPage]):
+    model = EscalationPage
+
+    async def of_run(self, run_id: uuid.UUID) -> Sequence[EscalationPage]:
+        rows = await self.session.execute(
+            self.select()
+            .where(EscalationPage.run_id == run_id)
+            .order_by(EscalationPage.paged_at, EscalationPage.number)
+        )
+        return rows.scalars().all()
+
+
+class SlaBreachRepository(TenantRepository[SlaBreach]):
+    model = SlaBreach
+
+    async def record(self, values: dict[str, Any]) -> SlaBreach | None:
+        """The breach, unless this run's policy and kind were already found breached (insert-or-ignore
+        on the unique run, policy and kind)."""
+        if await self.find(
+            SlaBreach.run_id == values["run_id"], SlaBreach.policy == values["policy"], SlaBreach.kind == values["kind"]
+        ):
+            return None
+        return await self.add(SlaBreach(**values))
+
+    async def search(
+        self, *, limit: int, offset: int, run_id: uuid.UUID | None = None
+    ) -> tuple[Sequence[SlaBreach], int]:
+        where: list[ColumnElement[bool]] = []
+        if run_id is not None:
+            where.append(SlaBreach.run_id == run_id)
+        rows = await self.session.execute(
+            self.select().where(*where).order_by(SlaBreach.breached_at.desc(), SlaBreach.id).limit(limit).offset(offset)
+        )
+        return rows.scalars().all(), await self.count(*where)
+
+
+class PeopleRepository:
+    """The people a ladder pages: members of the customer, and its partner's support people."""
+
+    def __init__(self, session: AsyncSession, ctx: TenantContext) -> None:
+        self.session = session
+        self.ctx = ctx
+
+    async def members(self, refs: Sequence[str]) -> list[User]:
+        """Users of the customer (not disabled) named by id or e-mail (any case), in the order named."""
+        ids: list[uuid.UUID] = []
+        emails: list[str] = []
+        for ref in refs:
+            try:
+                ids.append(uuid.UUID(ref))
+            except ValueError:
+                emails.append(ref.lower())
+        stmt = select(User).where(
+            User.org_kind == "customer",
+            User.tenant_id == self.ctx.tenant_id,
+            User.status != "disabled",
+            or_(User.id.in_(ids), func.lower(User.email).in_(emails)),
+        )
+        found = (await self.session.execute(stmt)).scalars().all()
+        by_ref = {str(u.id): u for u in found} | {u.email.lower(): u for u in found}
+        ordered: dict[uuid.UUID, User] = {}
+        for ref in refs:
+            user = by_ref.get(ref.lower())
+            if user is not None:
+                ordered.setdefault(user.id, user)
+        return list(ordered.values())
+
+    async def partner_support(self) -> list[tuple[User, str]]:
+        """The partner's active users who hold its support role, then its administrators."""
+        stmt = (
+            select(User, RoleGrant.role)
+            .join(RoleGrant, RoleGrant.user_id == User.id)
+            .where(
+                User.org_kind == "partner",
+                User.partner_id == self.ctx.partner_id,
+                User.status != "disabled",
+                RoleGrant.role.in_(["partner_support", "partner_admin"]),
+            )
+            .order_by(RoleGrant.role.desc(), User.email)
+        )
+        seen: dict[uuid.UUID, tuple[User, str]] = {}
+        for user, role in (await self.session.execute(stmt)).all():
+            seen.setdefault(user.id, (user, role))
+        return list(seen.values())
+
 
 class TaskRepository(TenantRepository[HumanTask]):
     model = HumanTask
@@ -295,17 +467,32 @@ class SchedulerRepository:
     async def enter(self) -> None:
         await enter_scheduler_mode(self.session)
 
-    async def fire_due(self, now: datetime, limit: int) -> tuple[int, list[StepRun]]:
+    async def fire_due(
+        self, now: datetime, limit: int, *, run_timers: RunTimerHandler | None = None
+    ) -> tuple[int, list[StepRun]]:
         """Fires up to ``limit`` due timers at once: marks them fired and queues the steps they wake
-        (each only if it still waits for that timer). The number fired, and the steps woken."""
+        (each only if it still waits for that timer). The number fired, and the steps woken.
+
+        Timers of a run rather than a step (a ladder's page, an SLA's due time) are fired only with
+        a ``run_timers`` handler, which acts on them in this same transaction."""
         stmt = (
             select(
-                Timer.id, Timer.tenant_id, Timer.run_id, Timer.step_key, Timer.attempt, Timer.kind
+                Timer.id,
+                Timer.tenant_id,
+                Timer.partner_id,
+                Timer.run_id,
+                Timer.step_key,
+                Timer.attempt,
+                Timer.kind,
+                Timer.fire_at,
+                Timer.ref_id,
             )  # andon: unscoped-ok (scheduler mode)
             .where(Timer.fired_at.is_(None), Timer.fire_at <= now)
             .order_by(Timer.fire_at)
             .limit(limit)
         )
+        if run_timers is None:
+            stmt = stmt.where(Timer.kind.not_in(sorted(RUN_TIMERS)))
         if is_postgres(self.session):
             # Several schedulers at once: each takes the timers no other has locked.
             stmt = stmt.with_for_update(skip_locked=True)
@@ -328,7 +515,7 @@ class SchedulerRepository:
                 .values(reminders=HumanTask.reminders + 1, last_reminded_at=now)
                 .execution_options(synchronize_session=False)
             )
-        for kind in sorted({row.kind for row in due} - {"remind"}):
+        for kind in sorted({row.kind for row in due} - {"remind"} - RUN_TIMERS):
             keys = [(row.run_id, row.step_key, row.attempt) for row in due if row.kind == kind]
             result = await self.session.execute(
                 update(StepRun)  # andon: unscoped-ok (scheduler mode)
@@ -341,7 +528,19 @@ class SchedulerRepository:
                 .execution_options(synchronize_session=False)
             )
             woken += result.scalars().all()
+        of_runs = [row for row in due if row.kind in RUN_TIMERS]
+        if of_runs and run_timers is not None:
+            await run_timers(self.session, of_runs, now)
         return len(due), woken
+
+    async def rearm(self, timer_id: uuid.UUID, fire_at: datetime) -> None:
+        """A run timer whose handling failed fires again later instead of being lost."""
+        await self.session.execute(
+            update(Timer)  # andon: unscoped-ok (scheduler mode)
+            .where(Timer.id == timer_id)
+            .values(fired_at=None, fire_at=fire_at)
+            .execution_options(synchronize_session=False)
+        )
 
     async def stalled(self, now: datetime, queued_before: datetime, limit: int) -> Sequence[StepRun]:
         """Steps whose message was lost (queued too long) or whose worker died (lease over)."""

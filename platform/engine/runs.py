@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.alerts.models import Alert
 from andon.platform.db.scope import lock_name
-from andon.platform.engine.definition import compile_definition
+from andon.platform.engine.definition import Compiled, compile_definition
+from andon.platform.engine.escalation import RUN_LADDER, acknowledge_run, start_ladder
 from andon.platform.engine.executor import StepMessage, advance, definition_of, kind_of
 from andon.platform.engine.expressions import ExpressionError, evaluate
 from andon.platform.engine.models import (
@@ -36,12 +37,14 @@ from andon.platform.engine.models import (
 )
 from andon.platform.engine.repository import (
     DecisionRepository,
+    EscalationRepository,
     RunRepository,
     StepRunRepository,
     TaskRepository,
     TimerRepository,
     WorkflowRepository,
 )
+from andon.platform.engine.sla import policy_for, start_clocks
 from andon.platform.events.models import Event
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext
@@ -85,7 +88,10 @@ async def start_run(
     event: Event | None = None,
     alert: Alert | None = None,
     started_by: str | None = None,
+    site_id: uuid.UUID | None = None,
 ) -> tuple[WorkflowRun, list[StepMessage]]:
+    """A run of the workflow, its first step queued, its SLA clocks and run-wide ladder started.
+    ``site_id`` places a run started by hand (an event's run takes the event's site)."""
     compiled = compile_definition(workflow.definition)
     run = await RunRepository(session, tenant).add(
         WorkflowRun(
@@ -98,7 +104,7 @@ async def start_run(
             trigger_event_id=event.id if event else None,
             alert_id=alert.id if alert else None,
             incident_id=alert.incident_id if alert else None,
-            site_id=event.site_id if event else None,
+            site_id=event.site_id if event else site_id,
             started_at=now,
             started_by=started_by,
         )
@@ -107,7 +113,31 @@ async def start_run(
     assert partner is not None
     first = compiled.step(compiled.start)
     await StepRunRepository(session, tenant).queue(run.id, partner, [(first.key, kind_of(first))], now)
+    await _start_policies(session, tenant, run, compiled, {**context, "params": workflow.params}, now)
     return run, [StepMessage(tenant.tenant_id, partner, run.id, first.key, 1)]
+
+
+async def _start_policies(
+    session: AsyncSession,
+    tenant: TenantContext,
+    run: WorkflowRun,
+    compiled: Compiled,
+    context: dict[str, Any],
+    now: datetime,
+) -> None:
+    policy = policy_for(compiled, context)
+    if policy is not None:
+        await start_clocks(session, tenant, run, policy, now)
+    ladder = compiled.definition.escalation
+    if ladder is None:
+        return
+    if ladder.when is not None:
+        try:
+            if not evaluate(ladder.when, context):
+                return
+        except ExpressionError:
+            return  # a condition that cannot read this event does not hold for it
+    await start_ladder(session, tenant, run, RUN_LADDER, ladder.levels, now)
 
 
 async def start_runs_for_event(
@@ -203,8 +233,18 @@ class RunControl:
                     step_run.id, step_run.status, None, status=CANCELLED, finished_at=now, lease_until=None
                 )
         await TimerRepository(self.session, self.tenant).cancel_for_run(run.id, now)
+        await EscalationRepository(self.session, self.tenant).stop(run.id, CANCELLED, now, by=None)
         await self.tasks.cancel_for_run(run.id, now)
         return run
+
+    async def acknowledge(self, run_id: uuid.UUID, by: str, now: datetime) -> tuple[WorkflowRun, list[uuid.UUID]]:
+        """Someone owns the run's problem: the ladders running now stop (a page already being sent
+        commits first or not at all: both sides compare-and-set the ladder). The ladders stopped."""
+        run = await self._run(run_id)
+        if run.status == "cancelled":
+            raise ConflictError("the run was cancelled; there is nothing to acknowledge")
+        stopped = await acknowledge_run(self.session, self.tenant, run, by, now)
+        return run, stopped
 
     async def retry(self, run_id: uuid.UUID, step_key: str, now: datetime) -> tuple[WorkflowRun, list[StepMessage]]:
         """A failed step runs again (a fresh attempt, the same idempotency key); the run resumes, and

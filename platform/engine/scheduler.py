@@ -1,5 +1,5 @@
-"""The scheduler: fires due timers (a retry's delay, a timer step, a wait's timeout) and sends again
-the steps whose message was lost or whose worker died.
+"""The scheduler: fires due timers (a retry's delay, a timer step, a wait's timeout, a ladder's next
+page, an SLA's due time) and sends again the steps whose message was lost or whose worker died.
 
 Several schedulers may run at once: each claims due timers with ``FOR UPDATE SKIP LOCKED`` in a
 short transaction that marks them fired and queues the steps they wake, so a timer fires once.
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from andon.platform.db.types import utcnow
 from andon.platform.engine.executor import Send, StepMessage
 from andon.platform.engine.repository import SchedulerRepository
+from andon.platform.engine.run_timers import RunTimers
 from andon.platform.workers.background import BackgroundLoop
 
 log = structlog.get_logger("andon.scheduler")
@@ -35,9 +37,15 @@ class Scheduler(BackgroundLoop):
         tick: float = 0.2,
         sweep_every: float = 5.0,
         stalled_after: float = 30.0,
+        run_timers: RunTimers | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.send = send
+        # Pages escalation ladders and judges SLAs; its ``on_duty`` comes from the tenants domain.
+        self.run_timers = run_timers or RunTimers()
+        # Tests step a fake clock through shift changes and due times.
+        self.clock = clock
         self.tick = tick
         self.sweep_every = sweep_every
         self.stalled_after = timedelta(seconds=stalled_after)
@@ -46,18 +54,20 @@ class Scheduler(BackgroundLoop):
 
     async def fire_due(self) -> int:
         """Fires one batch of due timers; how many fired."""
-        now = utcnow()
+        now = self.clock()
+        self.run_timers.begin_batch()
         async with self.sessionmaker() as session, session.begin():
             repo = SchedulerRepository(session)
             await repo.enter()
-            fired, woken = await repo.fire_due(now, BATCH)
+            fired, woken = await repo.fire_due(now, BATCH, run_timers=self.run_timers)
+        await self.run_timers.after_commit()
         await self.send([StepMessage(s.tenant_id, s.partner_id, s.run_id, s.step_key, s.attempt) for s in woken])
         self.fired += fired
         return fired
 
     async def sweep(self) -> int:
         """Queues again the steps stuck queued (message lost) or running past their lease (worker died)."""
-        now = utcnow()
+        now = self.clock()
         messages: list[StepMessage] = []
         async with self.sessionmaker() as session, session.begin():
             repo = SchedulerRepository(session)

@@ -61,9 +61,11 @@ class WorkflowRead(msgspec.Struct, kw_only=True):
 
 
 class RunStart(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A run started by hand: what its steps see as ``event`` (and any other context)."""
+    """A run started by hand: what its steps see as ``event`` (and any other context), and the site
+    it is for (whose shift calendar its escalation ladders page)."""
 
     event: dict[str, Any] = msgspec.field(default_factory=dict)
+    site_id: uuid.UUID | None = None
 
 
 class RunRead(msgspec.Struct, kw_only=True):
@@ -79,6 +81,8 @@ class RunRead(msgspec.Struct, kw_only=True):
     started_at: datetime
     finished_at: datetime | None
     error: str | None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
 
 
 class StepRead(msgspec.Struct, kw_only=True):
@@ -163,3 +167,63 @@ class DecisionRead(msgspec.Struct, kw_only=True):
 class TaskDetail(msgspec.Struct, kw_only=True):
     task: TaskRead
     decisions: list[DecisionRead]
+
+
+class RunAcknowledge(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class EscalationPageRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    number: int
+    level: int
+    repeat: int
+    targets: list[dict[str, Any]]
+    # Who was paged: [{"user_id", "email", "name", "via"}], as the targets resolved at ``paged_at``.
+    paged: list[dict[str, Any]]
+    paged_at: datetime
+    delivery: str
+
+
+class EscalationRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    key: str
+    status: str
+    levels: list[dict[str, Any]]
+    pages: int
+    started_at: datetime
+    next_page_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    finished_at: datetime | None
+    sent: list[EscalationPageRead] = msgspec.field(default_factory=list)
+
+
+class SlaDueRead(msgspec.Struct, kw_only=True):
+    policy: str
+    kind: str
+    due_at: datetime
+    # pending (not yet due), judged (the scheduler looked: see breaches), cancelled
+    state: str
+
+
+class SlaBreachRead(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    incident_id: uuid.UUID | None
+    site_id: uuid.UUID | None
+    policy: str
+    kind: str
+    due_at: datetime
+    breached_at: datetime
+    alert_id: uuid.UUID | None
+
+
+class RunEscalations(msgspec.Struct, kw_only=True):
+    """A run's SLA due times and breaches, and its escalation ladders with every page sent."""
+
+    run: RunRead
+    sla: list[SlaDueRead]
+    breaches: list[SlaBreachRead]
+    escalations: list[EscalationRead]

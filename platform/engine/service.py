@@ -18,15 +18,31 @@ from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
 from andon.platform.db.after_commit import after_commit
 from andon.platform.db.types import utcnow
-from andon.platform.engine.definition import compile_definition
+from andon.platform.engine.definition import Compiled, compile_definition, ladder_targets
 from andon.platform.engine.executor import Send, StepMessage
 from andon.platform.engine.expressions import ExpressionError, compile_cel
-from andon.platform.engine.models import ApprovalDecision, HumanTask, StepRun, Workflow, WorkflowRun
+from andon.platform.engine.models import (
+    SLA_TIMERS,
+    ApprovalDecision,
+    Escalation,
+    EscalationPage,
+    HumanTask,
+    SlaBreach,
+    StepRun,
+    Timer,
+    Workflow,
+    WorkflowRun,
+)
 from andon.platform.engine.repository import (
     DecisionRepository,
+    EscalationPageRepository,
+    EscalationRepository,
+    PeopleRepository,
     RunRepository,
+    SlaBreachRepository,
     StepRunRepository,
     TaskRepository,
+    TimerRepository,
     WorkflowRepository,
 )
 from andon.platform.engine.runs import RunControl, Signature, start_run
@@ -111,9 +127,17 @@ class WorkflowService:
             except ExpressionError as exc:
                 raise field_error("trigger_filter", f"not a CEL expression: {exc}") from None
 
+    async def _check_people(self, compiled: Compiled) -> None:
+        """Every person a ladder names is a member of this customer (by e-mail or id)."""
+        people = PeopleRepository(self.session, self.tenant)
+        for field, target in ladder_targets(compiled.definition):
+            if target.user is not None and not await people.members([target.user]):
+                raise field_error(f"{field}.user", f"no user '{target.user}' in this customer")
+
     async def create(self, data: WorkflowCreate) -> Workflow:
         self._check_trigger(data.trigger_type, data.trigger_filter)
         compiled = compile_definition(data.definition)
+        await self._check_people(compiled)
         versions = await self.repo.list(Workflow.key == data.key, limit=1000)
         workflow = await self.repo.add(
             Workflow(
@@ -140,9 +164,13 @@ class WorkflowService:
         await self._audit("workflow.updated", workflow, before)
         return workflow
 
-    async def start(self, workflow_id: uuid.UUID, event: dict[str, Any]) -> WorkflowRun:
+    async def start(
+        self, workflow_id: uuid.UUID, event: dict[str, Any], *, site_id: uuid.UUID | None = None
+    ) -> WorkflowRun:
         workflow = await self.get(workflow_id)
         principal = self.tenant.principal
+        if site_id is not None and principal.site_ids is not None and site_id not in principal.site_ids:
+            raise field_error("site_id", "not a site you may start runs for")
         run, messages = await start_run(
             self.session,
             self.tenant,
@@ -150,6 +178,7 @@ class WorkflowService:
             {"event": event, "alert": None},
             utcnow(),
             started_by=str(principal.subject_id) if principal.subject_id else None,
+            site_id=site_id,
         )
         await record(
             self.session,
@@ -207,6 +236,27 @@ class RunService:
         await self._audit("run.step_retried", run, {"step": step_key})
         send_after_commit(self.session, self.send, messages)
         return run
+
+    async def acknowledge(self, run_id: uuid.UUID, note: str | None = None) -> WorkflowRun:
+        """The caller owns the run's problem: its running ladders stop paging."""
+        await self.get(run_id)
+        who = self.tenant.principal.label
+        run, stopped = await self.control.acknowledge(run_id, who, utcnow())
+        await self._audit("run.acknowledged", run, {"by": who, "note": note, "ladders_stopped": len(stopped)})
+        return run
+
+    async def escalations(
+        self, run_id: uuid.UUID
+    ) -> tuple[WorkflowRun, Sequence[Timer], Sequence[SlaBreach], Sequence[Escalation], Sequence[EscalationPage]]:
+        run = await self.get(run_id)
+        dues = await TimerRepository(self.session, self.tenant).of_run(run.id, sorted(SLA_TIMERS.values()))
+        breaches, _ = await SlaBreachRepository(self.session, self.tenant).search(limit=100, offset=0, run_id=run.id)
+        ladders = await EscalationRepository(self.session, self.tenant).of_run(run.id)
+        pages = await EscalationPageRepository(self.session, self.tenant).of_run(run.id)
+        return run, dues, breaches, ladders, pages
+
+    async def breaches(self, *, limit: int, offset: int) -> tuple[Sequence[SlaBreach], int]:
+        return await SlaBreachRepository(self.session, self.tenant).search(limit=limit, offset=offset)
 
     async def skip(self, run_id: uuid.UUID, step_key: str, reason: str) -> WorkflowRun:
         await self.get(run_id)

@@ -24,6 +24,8 @@ import andon
 from andon.connectors.ingress.cloudevents import CloudEventsController
 from andon.connectors.ingress.mqtt import MqttIngress
 from andon.connectors.ingress.pollers import PollScheduler
+from andon.connectors.outbound.controllers import OUTBOUND_CONTROLLERS
+from andon.connectors.outbound.runtime import OutboundCalls, engine_connections
 from andon.connectors.sources.controllers import HOOKS_PATH, SOURCE_CONTROLLERS
 from andon.connectors.sources.intake import ConnectionIntake, expire_delivery_log
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
@@ -50,6 +52,7 @@ from andon.platform.devmode.simulator import PlantTraffic
 from andon.platform.engine.capabilities import Capabilities
 from andon.platform.engine.controllers import ENGINE_CONTROLLERS
 from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.run_timers import RunTimers
 from andon.platform.engine.scheduler import Scheduler
 from andon.platform.events.committer import GroupCommitter
 from andon.platform.events.relay import Relay
@@ -94,6 +97,7 @@ from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
 from andon.tenants.orgs.models import Customer, Partner
 from andon.tenants.orgs.service import CustomerService, org_is_active
 from andon.tenants.plant.controllers import PLANT_CONTROLLERS
+from andon.tenants.plant.on_duty import duty_people
 from andon.tenants.plant.references import resolve_plant_refs
 
 OPENAPI_PATH = "/api/docs"
@@ -148,6 +152,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         ),
         CloudEventsController,
         *SOURCE_CONTROLLERS,
+        *OUTBOUND_CONTROLLERS,
         CustomerAuditController,
     ]
 
@@ -201,7 +206,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
     state.capabilities = Capabilities()
-    worker_db = declare_actors(state.broker, settings, state.capabilities)
+    # Calls to the customers' own systems, through the egress guard.
+    state.outbound = OutboundCalls(
+        state.sessionmaker,
+        state.secretbox,
+        allow_private=settings.private_networks_allowed(settings.connectors.allow_private_networks),
+    )
+    worker_db = declare_actors(
+        state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox)
+    )
     state.relay = Relay(state.sessionmaker, state.broker)
     # Ingress: verified API keys for a few seconds (forgotten at once when a key or an organisation
     # changes in this process), and events of concurrent requests committed together.
@@ -214,6 +227,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         broker_sender(state.broker),
         tick=settings.engine.scheduler_tick_seconds,
         stalled_after=settings.engine.stalled_after_seconds,
+        # Escalation ladders page whoever the tenants domain says is on shift.
+        run_timers=RunTimers(duty_people),
     )
 
     async def _retention() -> None:
@@ -279,6 +294,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await asyncio.to_thread(app.state.worker.stop)
         await worker_db.dispose()
         await app.state.rate_limiter.close()
+        await app.state.outbound.egress.close()
         await app.state.engine.dispose()
 
     openapi = OpenAPIConfig(

@@ -7,6 +7,7 @@ open their own engine there: asyncpg connections belong to the loop that made th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import dramatiq
 from dramatiq.middleware.asyncio import AsyncIO
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from andon.platform.config.settings import Settings
 from andon.platform.db.engine import create_engine, create_sessionmaker
-from andon.platform.engine.capabilities import Capabilities
+from andon.platform.engine.capabilities import Capabilities, Capability
 from andon.platform.engine.dispatch import broker_sender
 from andon.platform.engine.executor import STEP_ACTOR, STEP_QUEUE, Executor, StepMessage
 from andon.platform.events import processing
@@ -42,7 +43,16 @@ class WorkerDatabase:
             self._engine = self._sessionmaker = None
 
 
-def declare_actors(broker: dramatiq.Broker, settings: Settings, capabilities: Capabilities) -> WorkerDatabase:
+# Given the worker loop's sessionmaker, the capability that calls the tenants' own connections.
+ConnectionsCapability = Callable[[async_sessionmaker[AsyncSession]], Capability]
+
+
+def declare_actors(
+    broker: dramatiq.Broker,
+    settings: Settings,
+    capabilities: Capabilities,
+    connections: ConnectionsCapability | None = None,
+) -> WorkerDatabase:
     if not any(isinstance(m, AsyncIO) for m in broker.middleware):
         broker.add_middleware(AsyncIO())
     database = WorkerDatabase(settings)
@@ -53,6 +63,8 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings, capabilities: Ca
     def engine() -> Executor:
         # Made inside the worker's event loop, with that loop's engine and HTTP client.
         if not executor:
+            if connections is not None:
+                capabilities.route_connections(connections(database.sessionmaker()))
             executor.append(
                 Executor(database.sessionmaker(), capabilities, send, lease_seconds=settings.engine.lease_seconds)
             )

@@ -12,17 +12,20 @@ import signal
 import structlog
 
 from andon.connectors.ingress.pollers import PollScheduler
+from andon.connectors.outbound.runtime import engine_connections
 from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.db.models_registry import load_all_models
 from andon.platform.engine.capabilities import Capabilities
 from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.run_timers import RunTimers
 from andon.platform.engine.scheduler import Scheduler
 from andon.platform.events.relay import Relay
 from andon.platform.observability.logging import configure_logging
 from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
+from andon.tenants.plant.on_duty import duty_people
 
 log = structlog.get_logger("andon.process")
 
@@ -39,7 +42,8 @@ async def run_worker(settings: Settings, threads: int) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     load_all_models()  # the mapper resolves every foreign key (customers, ...) on first use
     broker = build_broker(settings)
-    database = declare_actors(broker, settings, Capabilities())
+    box = SecretBox(settings.encryption_keys())
+    database = declare_actors(broker, settings, Capabilities(), engine_connections(settings, box))
     engine = create_engine(settings.database)
     relay = Relay(create_sessionmaker(engine), broker)
     worker = start_worker(broker, threads)
@@ -67,6 +71,8 @@ async def run_scheduler(settings: Settings) -> None:
         broker_sender(broker),
         tick=settings.engine.scheduler_tick_seconds,
         stalled_after=settings.engine.stalled_after_seconds,
+        # Escalation ladders page whoever the tenants domain says is on shift.
+        run_timers=RunTimers(duty_people),
     )
     # Pollers fetch for vendors that cannot push; several schedulers share them by lease.
     polls = PollScheduler(create_sessionmaker(engine), SecretBox(settings.encryption_keys()), settings)

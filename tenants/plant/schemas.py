@@ -121,13 +121,24 @@ class AssetRead(_Out, kw_only=True):
     criticality: str | None
 
 
+RosterRole = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="e.g. supervisor")]
+PersonRef = Annotated[str, msgspec.Meta(min_length=3, max_length=320, description="a user's e-mail or id")]
+Roster = Annotated[
+    dict[RosterRole, Annotated[list[PersonRef], msgspec.Meta(max_length=50)]], msgspec.Meta(max_length=30)
+]
+
+
 class Shift(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Name
     start: ClockTime
+    # Before ``start``: the shift ends the next day (a night shift); ``days`` are the days it starts.
     end: ClockTime
     days: Annotated[list[Weekday], msgspec.Meta(min_length=1, max_length=7)] = msgspec.field(
         default_factory=lambda: [1, 2, 3, 4, 5, 6, 7]
     )
+    # Who is on duty in this shift, by role: users of the customer (e-mail or id). Escalation
+    # ladders page ``{role: ..., on_shift: true}`` from here. Left out when not set.
+    roster: Roster | msgspec.UnsetType = msgspec.UNSET
 
 
 Shifts = Annotated[list[Shift], msgspec.Meta(max_length=24)]

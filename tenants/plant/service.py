@@ -17,6 +17,7 @@ from andon.platform.audit.snapshot import snapshot
 from andon.platform.http.errors import ConflictError, NotFoundError, field_error
 from andon.platform.tenancy.context import TenantContext
 from andon.tenants.plant.models import Area, Asset, Line, ShiftCalendar, Site
+from andon.tenants.plant.on_duty import check_rosters
 from andon.tenants.plant.repository import (
     AreaRepository,
     AssetRepository,
@@ -123,6 +124,7 @@ class PlantService:
             names = [s["name"] for s in values["shifts"]]
             if len(names) != len(set(names)):
                 raise field_error("shifts", "shift names must be unique within a calendar")
+            await check_rosters(self.session, self.ctx, values["shifts"])
 
     async def create(self, kind: str, data: msgspec.Struct) -> Any:
         values = msgspec.to_builtins(data, builtin_types=(uuid.UUID,))

@@ -28,7 +28,7 @@ from litestar import Litestar
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from andon.connectors.ingress.poll_rest import public_address
+from andon.connectors.egress import public_address
 from andon.connectors.ingress.poll_run import PollLimits, PollStore
 from andon.connectors.ingress.pollers import PollReport, PollScheduler
 from andon.connectors.sources.repository import PollStateRepository, SourceConnectionRepository

@@ -1,0 +1,127 @@
+"""A vendor's HTTP API over a real socket, for connector contract tests.
+
+It records every request, answers from a script when one is queued (status, body, headers, delay)
+and echoes otherwise, and runs an OAuth2 client-credentials token endpoint at ``/oauth/token``: it
+issues ``tok-N`` tokens and, while ``oauth`` is on, answers 401 to any other path whose bearer token
+it did not issue or has revoked (``revoke_tokens``, as when a token expires early).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class Scripted:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw: bytes | None = None
+
+
+class VendorFake:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self.script: list[Scripted] = []
+        self.lock = threading.Lock()
+        self.url = ""
+        self.oauth = False
+        self.client_id = "andon-client"
+        self.client_secret = "client-secret-value-42"
+        self.tokens: set[str] = set()
+        self.issued = 0
+
+    def queue(self, *answers: Scripted) -> None:
+        with self.lock:
+            self.script.extend(answers)
+
+    def revoke_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def api_requests(self) -> list[Seen]:
+        with self.lock:
+            return [r for r in self.requests if r.path != "/oauth/token"]
+
+    def _token(self, seen: Seen) -> Scripted:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        form = parse_qs(seen.body.decode())
+        if seen.headers.get("authorization") != f"Basic {expected}" or form.get("grant_type") != ["client_credentials"]:
+            return Scripted(401, {"error": "invalid_client"})
+        self.issued += 1
+        token = f"tok-{self.issued}"
+        self.tokens.add(token)
+        return Scripted(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+
+    def answer(self, seen: Seen) -> Scripted:
+        with self.lock:
+            self.requests.append(seen)
+            if seen.path == "/oauth/token":
+                return self._token(seen)
+            if self.oauth and seen.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
+                return Scripted(401, {"error": "invalid_token"})
+            if self.script:
+                return self.script.pop(0)
+        return Scripted(200, {"ok": True, "echo": seen.json() if seen.body.startswith((b"{", b"[")) else None})
+
+
+@contextmanager
+def vendor_fake() -> Iterator[VendorFake]:
+    fake = VendorFake()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            scripted = fake.answer(seen)
+            if scripted.delay:
+                time.sleep(scripted.delay)
+            data = scripted.raw if scripted.raw is not None else json.dumps(scripted.body).encode()
+            try:
+                self.send_response(scripted.status)
+                self.send_header("content-type", "application/json")
+                for name, value in scripted.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
