@@ -110,6 +110,34 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# Steps that only compute from the run's context: no call, no person, no clock. They run inline, in
+# the transaction that completes the step before them (as an engine runs everything up to the next
+# wait state in one transaction), instead of a message and two transactions each.
+PURE = (SetStep, ConditionStep, ParallelStep, JoinStep)
+# A guard on one transaction's length; definitions are acyclic, so only a very long chain reaches it
+# (the rest then goes by message, as any step would).
+INLINE_LIMIT = 200
+
+
+def pure_outcome(step: Step, context: dict[str, Any]) -> Outcome:
+    try:
+        if isinstance(step, SetStep):
+            return Outcome("succeeded", {k: evaluate(v, context) for k, v in step.values.items()})
+        if isinstance(step, ConditionStep):
+            result = bool(evaluate(step.when, context))
+            chosen = step.then if result else step.otherwise
+            return Outcome("succeeded", {"result": result}, next=[chosen] if chosen else [])
+        if isinstance(step, ParallelStep):
+            return Outcome("succeeded", {}, next=list(step.branches))
+        if isinstance(step, JoinStep):
+            return Outcome("succeeded", {})
+    except ExpressionError as exc:
+        return Outcome("failed", error=str(exc), error_kind="invalid")
+    except Exception as exc:  # a bug or a bad input the checks missed: fail the step, never wedge it
+        return Outcome("failed", error=f"{type(exc).__name__}: {exc}"[:2000], error_kind="internal")
+    raise AssertionError(f"{type(step).__name__} is not a pure step")  # pragma: no cover
+
+
 def tenant_context(tenant_id: uuid.UUID, partner_id: uuid.UUID) -> TenantContext:
     return TenantContext(tenant_id=TenantId(tenant_id), partner_id=partner_id, principal=ENGINE)
 
@@ -202,17 +230,9 @@ class Executor:
     ) -> Outcome:
         context = step_context(run)
         now = utcnow()
+        if isinstance(step, PURE):
+            return pure_outcome(step, context)
         try:
-            if isinstance(step, SetStep):
-                return Outcome("succeeded", {k: evaluate(v, context) for k, v in step.values.items()})
-            if isinstance(step, ConditionStep):
-                result = bool(evaluate(step.when, context))
-                chosen = step.then if result else step.otherwise
-                return Outcome("succeeded", {"result": result}, next=[chosen] if chosen else [])
-            if isinstance(step, ParallelStep):
-                return Outcome("succeeded", {}, next=list(step.branches))
-            if isinstance(step, JoinStep):
-                return Outcome("succeeded", {})
             if isinstance(step, TimerStep):
                 if step_run.wake == "timer":
                     return Outcome("succeeded", {"waited_seconds": step.seconds})
@@ -464,24 +484,58 @@ async def advance(
     now: datetime,
 ) -> list[StepMessage]:
     """After ``step`` passed (under the run's lock): its output joins the context, the steps that
-    follow are queued, and the run ends when nothing is left. The messages to send after commit."""
-    context = dict(run.context)
-    context["steps"] = {**context.get("steps", {}), step.key: output}
-    run.context = context
+    follow are queued, pure ones run at once in this transaction (and what follows them, in turn),
+    and the run ends when nothing is left. The messages to send after commit."""
     compiled = definition_of(run)
     steps = StepRunRepository(session, tenant)
-    ready: list[tuple[str, str]] = []
-    for key in default_next(step) if chosen is None else chosen:
-        following = compiled.step(key)
-        if isinstance(following, JoinStep):
-            done = {s.step_key: s.status for s in await steps.of_run(run.id)}
-            if not all(done.get(k) in STEP_PASSED for k in following.after):
-                continue  # the last branch to arrive queues the join
-        ready.append((key, kind_of(following)))
-    created = await steps.queue(run.id, _partner(tenant), ready, now)
-    if not created and await steps.unfinished(run.id) == 0 and not await steps.blocking(run.id):
+    passed: list[tuple[Step, Any, list[str] | None]] = [(step, output, chosen)]
+    queued: list[str] = []
+    inline = 0
+    while passed:
+        step, output, chosen = passed.pop(0)
+        context = dict(run.context)
+        context["steps"] = {**context.get("steps", {}), step.key: output}
+        run.context = context
+        ready: list[tuple[str, str]] = []
+        for key in default_next(step) if chosen is None else chosen:
+            following = compiled.step(key)
+            if isinstance(following, JoinStep):
+                done = {s.step_key: s.status for s in await steps.of_run(run.id)}
+                if not all(done.get(k) in STEP_PASSED for k in following.after):
+                    continue  # the last branch to arrive queues the join
+            ready.append((key, kind_of(following)))
+        for key in await steps.queue(run.id, _partner(tenant), ready, now):
+            following = compiled.step(key)
+            if not isinstance(following, PURE) or inline >= INLINE_LIMIT:
+                queued.append(key)
+                continue
+            inline += 1
+            outcome = await _run_inline(steps, run, following, now)
+            if outcome.status == "failed":
+                run.status, run.finished_at = "failed", now
+                run.error = f"{following.key}: {outcome.error}"
+                return _messages(tenant, run, queued)  # they meet the failed run and are held
+            passed.append((following, outcome.output, outcome.next))
+    if not queued and await steps.unfinished(run.id) == 0 and not await steps.blocking(run.id):
         run.status, run.finished_at = "succeeded", now
-    return [StepMessage(tenant.tenant_id, _partner(tenant), run.id, key, 1) for key in created]
+    return _messages(tenant, run, queued)
+
+
+async def _run_inline(steps: StepRunRepository, run: WorkflowRun, step: Step, now: datetime) -> Outcome:
+    """A pure step just queued, claimed, worked and completed in the caller's transaction."""
+    claimed = await steps.claim(run.id, step.key, 1, now, now)
+    assert claimed is not None  # queued a moment ago in this transaction, under the run's lock
+    outcome = pure_outcome(step, step_context(run))
+    if outcome.status == "succeeded":
+        values: dict[str, Any] = {"status": SUCCEEDED, "output": outcome.output}
+    else:
+        values = {"status": FAILED, "error": outcome.error, "error_kind": outcome.error_kind}
+    await steps.move(claimed.id, RUNNING, 1, finished_at=now, lease_until=None, **values)
+    return outcome
+
+
+def _messages(tenant: TenantContext, run: WorkflowRun, keys: list[str]) -> list[StepMessage]:
+    return [StepMessage(tenant.tenant_id, _partner(tenant), run.id, key, 1) for key in keys]
 
 
 def kind_of(step: Step) -> str:
