@@ -11,7 +11,14 @@ import click
 import uvicorn
 from pydantic import SecretStr
 
-from andon.platform.config.settings import DatabaseSettings, Environment, HttpSettings, SecuritySettings, Settings
+from andon.platform.config.settings import (
+    DatabaseSettings,
+    Environment,
+    HttpSettings,
+    SecuritySettings,
+    Settings,
+    WorkerSettings,
+)
 from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.devmode.demo import CREDENTIALS_FILE, seed_demo
@@ -40,6 +47,8 @@ def dev_settings(data_dir: Path, host: str, port: int, *, traffic: bool = True) 
         database=DatabaseSettings(url=url),
         http=HttpSettings(host=host, port=port, base_url=f"http://{host}:{port}"),
         security=SecuritySettings(secret_key=SecretStr(_secret_key(data_dir))),
+        # SQLite takes one writer at a time: more threads would only wait on each other.
+        workers=WorkerSettings(threads=2),
     )
 
 

@@ -1,6 +1,8 @@
 """The outbox relay: moves committed outbox rows to the broker, oldest first.
 
-A row is deleted only in the transaction that sent it; if the broker refuses (Redis down), the
+A commit that adds outbox rows notifies the relays (PostgreSQL LISTEN/NOTIFY), so they send at once
+whichever process committed; they also poll, in case a notification is missed. A row is deleted
+only in the transaction that sent it; if the broker refuses (Redis down), the
 transaction rolls back and the rows wait for the next attempt. A crash between the send and the
 commit sends a message twice, which the consumer absorbs (it claims each event once).
 """
@@ -9,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
+import asyncpg  # type: ignore[import-untyped]
 import dramatiq
 import structlog
 from dramatiq import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from andon.platform.events.repository import OutboxRepository
+from andon.platform.events.repository import OUTBOX_CHANNEL, OutboxRepository
 from andon.platform.workers.background import BackgroundLoop
 
 log = structlog.get_logger("andon.relay")
@@ -65,15 +69,42 @@ class Relay(BackgroundLoop):
         self.broker = broker
         self.idle = idle
         self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._listen_after = 0.0
         self.sent = 0
         self.failures = 0
 
     def wake(self) -> None:
         self._wake.set()
 
+    async def _listen(self) -> None:
+        """On PostgreSQL, a connection that LISTENs for commits that add outbox rows (in any process);
+        without it (SQLite, or it failed) the relay still polls every ``idle`` seconds."""
+        engine = self.sessionmaker.kw.get("bind")
+        if engine is None or engine.dialect.name != "postgresql" or time.monotonic() < self._listen_after:
+            return
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listen_after = time.monotonic() + 10.0
+        dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._listener = await asyncpg.connect(dsn, timeout=5)
+            await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self.wake())
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            log.warning("relay_listen_failed", error=f"{type(exc).__name__}: {exc}")
+            self._listener = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
     async def run(self) -> None:
         backoff = self.idle
         while True:
+            await self._listen()
             try:
                 sent = await relay_once(self.sessionmaker, self.broker)
             except asyncio.CancelledError:

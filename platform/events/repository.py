@@ -190,6 +190,9 @@ _BULK_COLUMNS = (
     ("connection_id", "uuid"),
     ("status", "text"),
 )
+# Relays LISTEN here: a commit that adds outbox rows wakes them at once (PostgreSQL folds the
+# notifications of one transaction into one), instead of their next poll.
+OUTBOX_CHANNEL = "andon_outbox"
 _NAMES = ", ".join(name for name, _ in _BULK_COLUMNS)
 _ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _BULK_COLUMNS)
 # The tenant's own rows only: row-level security checks each insert against the scope of the
@@ -210,7 +213,7 @@ announced AS (
     SELECT :tenant_id, :actor, CAST(:args AS jsonb) || jsonb_build_array(stored.id::text), :now, 0, incoming.message_id
     FROM stored JOIN incoming USING (id) ORDER BY incoming.position
 )
-SELECT id FROM stored
+SELECT id, pg_notify('{OUTBOX_CHANNEL}', '') FROM stored
 """  # noqa: S608
 _BULK_INSERT = text(_BULK_SQL)  # andon: unscoped-ok (inserts carry the repository's tenant; RLS checks them)
 

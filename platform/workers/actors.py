@@ -103,6 +103,8 @@ def declare_actors(
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=200)
+    # An idle consumer looks at its queue again after this many milliseconds: each hop of a step
+    # (event, first step, next step) waits up to that long, so it is kept short.
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
     worker.start()
     return worker
