@@ -156,6 +156,9 @@ class RedisBuckets:
         # another thread, so each read-and-spend holds the lock.
         self._allowance: dict[str, tuple[int, float]] = {}
         self._allowance_lock = threading.Lock()
+        # Keys with a lease being fetched: the requests meanwhile ask for their own cost only, or a
+        # burst of concurrent first requests would each lease and drain the bucket for nothing.
+        self._leasing: set[str] = set()
         # A redis.asyncio connection belongs to the event loop that opened it (the test client serves
         # from a loop of its own): one client per loop.
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Redis, AsyncScript]] = (
@@ -201,11 +204,17 @@ class RedisBuckets:
         held = self._spend(key, cost, now) if self.lease else 0
         if held == cost:
             return None
+        extra = self.lease if self.lease and key not in self._leasing else 0
+        if extra:
+            self._leasing.add(key)
         try:
-            answer = await self._ask(key, cost - held)
+            answer = await self._ask(key, cost - held, extra)
         except BaseException:
             self._keep(key, held, now)
             raise
+        finally:
+            if extra:
+                self._leasing.discard(key)
         wait, granted = answer
         if wait is not None:
             # Refused: what this process held is still its own for the next request.
@@ -214,11 +223,11 @@ class RedisBuckets:
         self._keep(key, granted - (cost - held), now)
         return None
 
-    async def _ask(self, key: str, cost: int) -> tuple[float | None, int]:
+    async def _ask(self, key: str, cost: int, extra: int) -> tuple[float | None, int]:
         """Redis's answer: (None, tokens granted) or (wait, 0); (None, cost) lets it through while Redis is down."""
         try:
             answer = await asyncio.wait_for(
-                self._script()(keys=[self.prefix + key], args=[self.rate, self.burst, cost, self.lease]),
+                self._script()(keys=[self.prefix + key], args=[self.rate, self.burst, cost, extra]),
                 timeout=self.timeout * 2,
             )
         except (RedisError, OSError, TimeoutError) as exc:

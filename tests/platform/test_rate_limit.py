@@ -3,6 +3,7 @@ Redis that is gone or stalled lets everything through instead of stopping intake
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -188,3 +189,17 @@ async def test_redis_leases_let_processes_spend_locally_and_never_beyond_the_buc
         await second.close()
         client.delete(key)
         client.close()
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs ANDON_REDIS_URL")
+async def test_concurrent_first_requests_lease_once_and_do_not_drain_the_bucket() -> None:
+    namespace = f"andon-test-limits-{uuid.uuid4().hex}"
+    buckets = RedisBuckets(REDIS_URL, namespace, 100.0, 200)  # leases of five
+    try:
+        # A hundred requests at once, before any lease has come back: each must not lease for itself.
+        answers = await asyncio.gather(*(buckets.take("events:t") for _ in range(100)))
+        assert answers.count(None) == 100
+    finally:
+        await buckets.close()
+        with redis.Redis.from_url(REDIS_URL) as client:
+            client.delete(f"{namespace}:limits:events:t")
