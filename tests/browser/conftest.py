@@ -87,3 +87,11 @@ def serious_accessibility_violations(page: Any) -> list[str]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def fill_sign_in(page: Any, who: dict[str, str]) -> None:
+    """The two-step sign-in form, already open on ``page``: the e-mail, then the password."""
+    page.get_by_label("Work e-mail").fill(who["email"])
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Password").fill(who["password"])
+    page.get_by_role("button", name="Sign in").click()

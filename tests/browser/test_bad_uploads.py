@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, DevServer, fill_sign_in, serious_accessibility_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -81,10 +81,7 @@ def admin_page(browser: Any, dev_server: DevServer) -> Iterator[Any]:
     page = context.new_page()
     admin = dev_server.login("partner_admin")
     page.goto(dev_server.url(HOST, "/login?next=/partner/branding"))
-    page.get_by_label("Work e-mail").fill(admin["email"])
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Password").fill(admin["password"])
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, admin)
     expect(page.get_by_role("heading", name="Your brand")).to_be_visible()
     yield page
     context.close()

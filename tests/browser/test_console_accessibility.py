@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, CHROMIUM_ARGS, DevServer, fill_sign_in, serious_accessibility_violations
 from tests.browser.plant_traffic import add_connection, critical_alarm_waiting_for_approval, open_incident
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -224,10 +224,7 @@ def signed_in(shared_browser: Any, dev_server: DevServer) -> Iterator[Any]:
             page = shared_browser.new_context().new_page()
             who = dev_server.login(persona)
             page.goto(dev_server.url(CONSOLES[persona].host, "/login"))
-            page.get_by_label("Work e-mail").fill(who["email"])
-            page.get_by_role("button", name="Continue").click()
-            page.get_by_label("Password").fill(who["password"])
-            page.get_by_role("button", name="Sign in").click()
+            fill_sign_in(page, who)
             expect(page.get_by_role("heading", name=re.compile("^Signed in as"))).to_be_visible()
             pages[persona] = page
         return pages[persona]

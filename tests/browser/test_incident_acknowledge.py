@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, DevServer, fill_sign_in, serious_accessibility_violations
 from tests.browser.plant_traffic import open_incident
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -24,10 +24,7 @@ def test_a_supervisor_opens_an_incident_and_acknowledges_it(browser: Any, dev_se
     try:
         page = context.new_page()
         page.goto(dev_server.url(PORTAL_HOST, "/login"))
-        page.get_by_label("Work e-mail").fill(sven["email"])
-        page.get_by_role("button", name="Continue").click()
-        page.get_by_label("Password").fill(sven["password"])
-        page.get_by_role("button", name="Sign in").click()
+        fill_sign_in(page, sven)
         expect(page.get_by_role("heading", name=re.compile("^Signed in as"))).to_be_visible()
 
         page.get_by_role("navigation", name="Main", exact=True).get_by_role("link", name="Incidents").click()

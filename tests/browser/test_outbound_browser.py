@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, DevServer, fill_sign_in, serious_accessibility_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PORTAL_HOST = "northwind.localhost"
@@ -21,10 +21,7 @@ def test_an_admin_adds_a_slack_connection_and_checks_it(browser: Any, dev_server
     try:
         page = context.new_page()
         page.goto(dev_server.url(PORTAL_HOST, "/login"))
-        page.get_by_label("Work e-mail").fill(admin["email"])
-        page.get_by_role("button", name="Continue").click()
-        page.get_by_label("Password").fill(admin["password"])
-        page.get_by_role("button", name="Sign in").click()
+        fill_sign_in(page, admin)
         expect(page.get_by_role("heading", name=re.compile("^Signed in as"))).to_be_visible()
 
         page.goto(dev_server.url(PORTAL_HOST, "/admin/outbound"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, DevServer, fill_sign_in, serious_accessibility_violations
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -36,10 +36,7 @@ def test_partner_onboards_a_customer(browser: Any, dev_server: DevServer, tmp_pa
         assert serious_accessibility_violations(page) == []
     page.screenshot(path=f"{shot}-1-login.png", full_page=True)
 
-    page.get_by_label("Work e-mail").fill(admin["email"])
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Password").fill(admin["password"])
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, admin)
     page.get_by_role("link", name="Customers").click()
     expect(page.get_by_role("link", name="Acme Precision Castings")).to_be_visible()
     assert "Corvid" not in page.content()  # another partner's customer
@@ -85,10 +82,7 @@ def test_brand_preview_updates_while_typing(browser: Any, dev_server: DevServer)
     page = context.new_page()
     admin = dev_server.login("partner_admin")
     page.goto(dev_server.url("northwind.localhost", "/login?next=/partner/branding"))
-    page.get_by_label("Work e-mail").fill(admin["email"])
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Password").fill(admin["password"])
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, admin)
     page.get_by_label("Product name").fill("Northwind Live Preview")
     page.locator("#preview").get_by_text("Northwind Live Preview").wait_for(timeout=5000)
     assert serious_accessibility_violations(page) == []

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, DevServer, serious_accessibility_violations
+from tests.browser.conftest import ARTIFACTS, DevServer, fill_sign_in, serious_accessibility_violations
 from tests.browser.plant_traffic import critical_alarm_waiting_for_approval, customer_key, customer_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -27,10 +27,7 @@ def test_a_supervisor_follows_a_run_and_signs_its_approval_from_the_inbox(browse
     try:
         page = context.new_page()
         page.goto(dev_server.url(PORTAL_HOST, "/login"))
-        page.get_by_label("Work e-mail").fill(sven["email"])
-        page.get_by_role("button", name="Continue").click()
-        page.get_by_label("Password").fill(sven["password"])
-        page.get_by_role("button", name="Sign in").click()
+        fill_sign_in(page, sven)
         expect(page.get_by_role("heading", name=re.compile("^Signed in as"))).to_be_visible()
 
         main_nav = page.get_by_role("navigation", name="Main", exact=True)
