@@ -193,6 +193,9 @@ class EngineSettings(BaseSettings):
     stalled_after_seconds: float = Field(default=60, gt=0)
     # The scheduler runs inside the web process in embedded mode (with the in-process workers).
     scheduler_tick_seconds: float = Field(default=0.2, gt=0)
+    # Steps of one tenant running at once across all workers (platform/workers/fairness.py); 0: no
+    # limit. Set it below the total worker threads, so a flooding tenant leaves threads to the others.
+    tenant_concurrency: int = Field(default=6, ge=0)
 
 
 class HttpSettings(BaseSettings):

@@ -15,14 +15,15 @@ from andon.platform.events.relay import enqueue_all
 log = structlog.get_logger("andon.engine")
 
 
+def step_message(message: StepMessage) -> Message[object]:
+    return Message(queue_name=STEP_QUEUE, actor_name=STEP_ACTOR, args=tuple(message.args()), kwargs={}, options={})
+
+
 def broker_sender(broker: dramatiq.Broker) -> Send:
     async def send(messages: Sequence[StepMessage]) -> None:
         if not messages:
             return
-        batch: list[Message[object]] = [
-            Message(queue_name=STEP_QUEUE, actor_name=STEP_ACTOR, args=tuple(m.args()), kwargs={}, options={})
-            for m in messages
-        ]
+        batch = [step_message(m) for m in messages]
         try:
             await asyncio.to_thread(enqueue_all, broker, batch)
         except Exception as exc:  # the broker is away: the steps stay queued and the sweep sends them

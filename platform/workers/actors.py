@@ -6,6 +6,8 @@ open their own engine there: asyncpg connections belong to the loop that made th
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Callable
 
@@ -16,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from andon.platform.config.settings import Settings
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.engine.capabilities import Capabilities, Capability
-from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.dispatch import broker_sender, step_message
 from andon.platform.engine.executor import STEP_ACTOR, STEP_QUEUE, Executor, StepMessage
 from andon.platform.events import processing
 from andon.platform.events.ingress import PROCESS_ACTOR
 from andon.platform.events.relay import QUEUE
+from andon.platform.workers.fairness import MemorySlots, RedisSlots, Slots
 
 
 class WorkerDatabase:
@@ -77,9 +80,23 @@ def declare_actors(
             )
         await send(messages or [])
 
+    slots = tenant_slots(settings)
+
     async def run_step(tenant_id: str, partner_id: str, run_id: str, step_key: str, attempt: int) -> None:
         message = StepMessage(uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(run_id), step_key, attempt)
-        await engine().run_step(message)
+        if slots is None:
+            await engine().run_step(message)
+            return
+        token = f"{run_id}:{step_key}:{attempt}"
+        if not await slots.acquire(tenant_id, token):
+            # The tenant has its share running: this step waits a moment, the thread serves others.
+            delay = int(FAIRNESS_DELAY_MS * (1 + random.random()))  # noqa: S311 (spreading, not secrecy)
+            await asyncio.to_thread(broker.enqueue, step_message(message), delay=delay)
+            return
+        try:
+            await engine().run_step(message)
+        finally:
+            await slots.release(tenant_id, token)
 
     # Dramatiq's stubs do not accept a coroutine function, which its AsyncIO middleware runs.
     dramatiq.Actor(
@@ -100,6 +117,22 @@ def declare_actors(
         options={"max_retries": 0},
     )
     return database
+
+
+# How long a step refused a slot waits before it is offered again (up to twice this, jittered).
+FAIRNESS_DELAY_MS = 100
+
+
+def tenant_slots(settings: Settings) -> Slots | None:
+    limit = settings.engine.tenant_concurrency
+    if limit <= 0:
+        return None
+    # A slot lapses a little after its step's lease: a dead worker's slots free themselves as soon as
+    # its steps may be taken over. (A step that outruns it lets its tenant exceed the share a while.)
+    lease = settings.engine.lease_seconds + 5
+    if settings.redis.url:
+        return RedisSlots(settings.redis.url, settings.redis.namespace, limit, lease)
+    return MemorySlots(limit, lease)
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:

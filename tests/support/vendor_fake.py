@@ -51,6 +51,10 @@ class VendorFake:
         self.client_secret = "client-secret-value-42"
         self.tokens: set[str] = set()
         self.issued = 0
+        # Every unscripted answer waits this long; the most requests in flight at once is kept.
+        self.delay = 0.0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def queue(self, *answers: Scripted) -> None:
         with self.lock:
@@ -83,7 +87,8 @@ class VendorFake:
                 return Scripted(401, {"error": "invalid_token"})
             if self.script:
                 return self.script.pop(0)
-        return Scripted(200, {"ok": True, "echo": seen.json() if seen.body.startswith((b"{", b"[")) else None})
+        echo = seen.json() if seen.body.startswith((b"{", b"[")) else None
+        return Scripted(200, {"ok": True, "echo": echo}, delay=self.delay)
 
 
 @contextmanager
@@ -95,9 +100,16 @@ def vendor_fake() -> Iterator[VendorFake]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            scripted = fake.answer(seen)
-            if scripted.delay:
-                time.sleep(scripted.delay)
+            with fake.lock:
+                fake.in_flight += 1
+                fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+            try:
+                scripted = fake.answer(seen)
+                if scripted.delay:
+                    time.sleep(scripted.delay)
+            finally:
+                with fake.lock:
+                    fake.in_flight -= 1
             data = scripted.raw if scripted.raw is not None else json.dumps(scripted.body).encode()
             try:
                 self.send_response(scripted.status)
