@@ -63,11 +63,19 @@ class Relay(BackgroundLoop):
     commit or for ``idle`` seconds, and backs off while the broker is down."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], broker: dramatiq.Broker, idle: float = 0.5
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        broker: dramatiq.Broker,
+        idle: float = 0.5,
+        *,
+        listen: bool = False,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.broker = broker
         self.idle = idle
+        # Only a relay in another process than the committers needs to LISTEN (``andon worker``);
+        # beside the web app, the commit wakes it directly.
+        self.listen = listen
         self._wake = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._listen_after = 0.0
@@ -81,24 +89,34 @@ class Relay(BackgroundLoop):
         """On PostgreSQL, a connection that LISTENs for commits that add outbox rows (in any process);
         without it (SQLite, or it failed) the relay still polls every ``idle`` seconds."""
         engine = self.sessionmaker.kw.get("bind")
-        if engine is None or engine.dialect.name != "postgresql" or time.monotonic() < self._listen_after:
+        if not self.listen or engine is None or engine.dialect.name != "postgresql":
+            return
+        if time.monotonic() < self._listen_after:
             return
         if self._listener is not None and not self._listener.is_closed():
             return
         self._listen_after = time.monotonic() + 10.0
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            self._listener = await asyncpg.connect(dsn, timeout=5)
-            await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self.wake())
+            connection = await asyncpg.connect(dsn, timeout=5)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("relay_listen_failed", error=f"{type(exc).__name__}: {exc}")
-            self._listener = None
+            return
+        try:
+            await connection.add_listener(OUTBOX_CHANNEL, lambda *_: self.wake())
+        except BaseException as exc:  # cancelled (stopping) or refused: never leave it half open
+            connection.terminate()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("relay_listen_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self._listener = connection
 
     async def stop(self) -> None:
         await super().stop()
         if self._listener is not None:
             with contextlib.suppress(Exception):
-                await self._listener.close()
+                await self._listener.close(timeout=2)
             self._listener = None
 
     async def run(self) -> None:

@@ -45,7 +45,7 @@ async def run_worker(settings: Settings, threads: int) -> None:
     box = SecretBox(settings.encryption_keys())
     database = declare_actors(broker, settings, Capabilities(), engine_connections(settings, box))
     engine = create_engine(settings.database)
-    relay = Relay(create_sessionmaker(engine), broker)
+    relay = Relay(create_sessionmaker(engine), broker, listen=True)
     worker = start_worker(broker, threads)
     relay.start()
     log.info("worker_started", threads=threads)

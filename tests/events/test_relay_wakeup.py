@@ -26,7 +26,7 @@ pytestmark = [
 
 async def test_a_commit_wakes_a_sleeping_relay(app: Litestar, api: httpx.AsyncClient, world: World) -> None:
     # A relay that would otherwise look only once a minute, as one in another process would.
-    relay = Relay(app.state.sessionmaker, app.state.broker, idle=60)
+    relay = Relay(app.state.sessionmaker, app.state.broker, idle=60, listen=True)
     relay.start()
     try:
         assert await eventually(lambda: relay._listener is not None, 5)  # its first look finds nothing
