@@ -25,8 +25,9 @@ from andon.frontend.operations.console import OperationsConsoleController
 from andon.frontend.operations.runs import pretty
 from andon.frontend.pages import Form, page
 from andon.platform.auth.rbac import P
+from andon.platform.engine.assignment import Assignments, Standing, may_complete, standing
 from andon.platform.engine.dispatch import broker_sender
-from andon.platform.engine.models import WorkflowRun
+from andon.platform.engine.models import HumanTask, WorkflowRun
 from andon.platform.engine.queries import InboxQueries, RunQueries
 from andon.platform.engine.schemas import Decide
 from andon.platform.engine.service import RunService, TaskService
@@ -36,6 +37,7 @@ from andon.platform.http.errors import (
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
+    ValidationFailedError,
 )
 from andon.platform.http.params import Caller, DbSession, PathId, Tenant
 from andon.platform.tenancy.context import TenantContext
@@ -52,6 +54,8 @@ RESULTS = (
     ("not_possible", "Could not be done (say why in the note)"),
 )
 NOTE_LENGTH = 4000
+# The API's limit on a hand-over note (``TaskDelegate``).
+HANDOVER_LENGTH = 2000
 # The API's limits on a signature (``Decide``): the reason's length, the password's.
 REASON_LENGTH = 2000
 PASSWORD_LENGTH = 500
@@ -59,6 +63,25 @@ PASSWORD_LENGTH = 500
 
 def _every(raw: str | None) -> bool:
     return raw == "all"
+
+
+def _may_do(caller: Standing, task: HumanTask) -> bool:
+    """Whether the inbox offers the task's form to this person (the service decides all the same)."""
+    if task.kind == "approval":
+        return task.assignee is None or task.assignee == caller.user_id
+    try:
+        may_complete(caller, task)
+    except PermissionDeniedError:
+        return False
+    return True
+
+
+def _reason(exc: AndonError) -> str:
+    """What the service said, for a person: a field's message, else the error's detail."""
+    errors = exc.extra.get("errors") if isinstance(exc.extra, dict) else None
+    if errors:
+        return str(errors[0].get("message", exc.detail))
+    return str(exc.detail)
 
 
 def _tasks(db_session: DbSession, tenant: TenantContext, state: State) -> TaskService:
@@ -87,11 +110,22 @@ async def inbox_page(
             with contextlib.suppress(NotFoundError):  # a run outside the caller's sites: the task shows alone
                 runs[task.run_id] = await runs_service.get(task.run_id)
     names = {w.key: w.name for w in await RunQueries(db_session, tenant).workflows()}
+    me = principal.subject_id
+    caller = await standing(db_session, tenant)
+    assignments = Assignments(db_session, tenant)
+    mine = [t for t in inbox.tasks if me is not None and t.assignee == me]
     return form_page(
         INBOX_PAGE,
         principal,
         status=status,
         tasks=inbox.tasks,
+        my_id=me,
+        assigned_to_me=len(mine),
+        # Who may take a task (assign it to themselves): someone holding its role, or an administrator.
+        can_take=frozenset(t.id for t in inbox.tasks if t.assignee != me and caller.user_id and caller.holds(t)),
+        may_do=frozenset(t.id for t in inbox.tasks if _may_do(caller, t)),
+        holders=await assignments.holders(mine),
+        people=await assignments.names(inbox.tasks),
         total=inbox.total,
         signed=inbox.signed,
         runs=runs,
@@ -178,7 +212,99 @@ class InboxPageController(OperationsConsoleController):
             await tasks.complete(task_id, {"result": values["result"]}, values["note"] or None)
         except ConflictError as exc:
             return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+        except PermissionDeniedError as exc:
+            # Assigned to someone else (meanwhile, perhaps), or of a role this person does not hold.
+            await service_refused(db_session, principal, exc)
+            return await inbox_page(
+                db_session,
+                principal,
+                tenant,
+                state,
+                every=every,
+                values=values,
+                status=403,
+                errors={},
+                error=f"Not done: {exc.detail}.",
+            )
         return redirect_with_notice(state.settings, back, f"Done: {task.title}. The run goes on from it.")
+
+    @post("/{task_id:uuid}/take", opt={"permission": P.TASKS_WRITE})
+    async def take(
+        self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
+    ) -> Template | Redirect:
+        """The task to the signed-in person, from its role or from whoever had it."""
+        tasks = _tasks(db_session, tenant, state)
+        task, _ = await tasks.detail(task_id)  # another customer's task is a 404
+        every = _every(str(data.get("view", "")))
+        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
+        if principal.subject_id is None:
+            raise PermissionDeniedError("a task is taken by a person: sign in to take it")
+        try:
+            await tasks.assign(task_id, str(principal.subject_id))
+        except ConflictError as exc:
+            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+        except (PermissionDeniedError, ValidationFailedError) as exc:
+            await service_refused(db_session, principal, exc)
+            code = 403 if isinstance(exc, PermissionDeniedError) else 422
+            return await inbox_page(
+                db_session,
+                principal,
+                tenant,
+                state,
+                every=every,
+                values={"task": str(task_id)},
+                status=code,
+                errors={},
+                error=f"Not taken: {_reason(exc)}.",
+            )
+        return redirect_with_notice(state.settings, INBOX_PATH, f"Yours now: {task.title}.")
+
+    @post("/{task_id:uuid}/delegate", opt={"permission": P.TASKS_WRITE})
+    async def delegate(
+        self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
+    ) -> Template | Redirect:
+        """The assignee hands the task on to another person who holds its role, saying why."""
+        tasks = _tasks(db_session, tenant, state)
+        task, _ = await tasks.detail(task_id)  # another customer's task is a 404 before any form problem
+        every = _every(str(data.get("view", "")))
+        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
+        values = {
+            "task": str(task_id),
+            "to": str(data.get("to", "")).strip(),
+            "handover": str(data.get("handover", "")).strip(),
+        }
+
+        async def refuse(status: int, errors: dict[str, str], error: str) -> Template:
+            return await inbox_page(
+                db_session,
+                principal,
+                tenant,
+                state,
+                every=every,
+                values=values,
+                status=status,
+                errors=errors,
+                error=error,
+            )
+
+        errors: dict[str, str] = {}
+        if not values["to"]:
+            errors["to"] = "choose who takes it over"
+        if len(values["handover"]) > HANDOVER_LENGTH:
+            errors["handover"] = f"at most {HANDOVER_LENGTH} characters"
+        if errors:
+            return await refuse(422, errors, "Some fields need your attention.")
+        try:
+            await tasks.delegate(task_id, values["to"], values["handover"] or None)
+        except ConflictError as exc:
+            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+        except PermissionDeniedError as exc:
+            await service_refused(db_session, principal, exc)
+            return await refuse(403, {}, f"Not handed on: {exc.detail}.")
+        except ValidationFailedError as exc:
+            await service_refused(db_session, principal, exc)
+            return await refuse(422, {"to": _reason(exc)}, "Not handed on: choose someone who holds the role.")
+        return redirect_with_notice(state.settings, back, f"Handed on: {task.title}.")
 
     @post("/{task_id:uuid}/decide", opt={"permission": P.APPROVALS_SIGN})
     async def decide(

@@ -27,6 +27,7 @@ from andon.frontend.operations.console import OperationsConsoleController, chose
 from andon.frontend.operations.run_graph import render_svg
 from andon.frontend.pages import Form, page
 from andon.platform.auth.rbac import P
+from andon.platform.engine.assignment import Assignments
 from andon.platform.engine.dispatch import broker_sender
 from andon.platform.engine.models import ApprovalDecision, HumanTask, StepRun, WorkflowRun
 from andon.platform.engine.queries import RunQueries
@@ -51,6 +52,7 @@ WAKES = {
     "timeout": "when its wait timed out",
     "event": "when the awaited event arrived",
     "task": "when a person finished",
+    "subflow": "when its child run ended",
 }
 
 
@@ -63,7 +65,7 @@ def fingerprint(
 ) -> str:
     """What the run's live part shows, in a few characters: it changes whenever that part would."""
     seen = [run.status, *(f"{s.step_key}:{s.status}:{s.attempt}" for s in steps)]
-    seen += [f"{t.id}:{t.status}" for t in tasks] + [str(d.id) for d in decisions]
+    seen += [f"{t.id}:{t.status}:{t.assignee}" for t in tasks] + [str(d.id) for d in decisions]
     return hashlib.sha256("|".join(seen).encode()).hexdigest()[:16]
 
 
@@ -116,6 +118,7 @@ async def run_page(
         run=run,
         steps=steps,
         tasks=tasks,
+        people=await Assignments(db_session, tenant).names(tasks),
         decisions=_decisions_by_task(decisions),
         workflow_name=workflow_name,
         titles=_step_titles(run, tasks),

@@ -27,7 +27,9 @@ from andon.platform.engine.schemas import (
     SlaBreachRead,
     StepRead,
     StepSkip,
+    TaskAssign,
     TaskComplete,
+    TaskDelegate,
     TaskDetail,
     TaskRead,
     WorkflowCreate,
@@ -224,6 +226,27 @@ class TaskController(Controller):
     ) -> TaskRead:
         """The task is done; its outcome becomes the step's output and the run goes on from it."""
         task = await TaskService(db_session, tenant, _send(state)).complete(task_id, data.outcome, data.note)
+        return to_read(task, TaskRead)
+
+    @post("/{task_id:uuid}/assign", opt={"permission": P.TASKS_WRITE}, status_code=200)
+    async def assign_task(
+        self, db_session: DbSession, tenant: Tenant, state: State, task_id: PathId, data: JSONBody[TaskAssign]
+    ) -> TaskRead:
+        """The open task to one person (``assignee``: their e-mail or user id), who must hold its role,
+        or back to its role (``null``). Someone holding the task's role, or an administrator, assigns
+        it; only the assignee then completes (or signs) it. 403 to others, 409 once it is closed, 422
+        for a person the customer does not have or who does not hold the role."""
+        task = await TaskService(db_session, tenant, _send(state)).assign(task_id, data.assignee)
+        return to_read(task, TaskRead)
+
+    @post("/{task_id:uuid}/delegate", opt={"permission": P.TASKS_WRITE}, status_code=200)
+    async def delegate_task(
+        self, db_session: DbSession, tenant: Tenant, state: State, task_id: PathId, data: JSONBody[TaskDelegate]
+    ) -> TaskRead:
+        """The assignee hands the open task on (``to``: e-mail or user id of another person holding its
+        role, ``note``: why); ``delegated_from`` keeps who handed it on. 403 to anyone but the assignee,
+        409 for an unassigned or closed task."""
+        task = await TaskService(db_session, tenant, _send(state)).delegate(task_id, data.to, data.note)
         return to_read(task, TaskRead)
 
 

@@ -20,6 +20,12 @@ Kinds of step (``kind``):
 - ``approval``: people sign a control point with a reason (k of n, separation of duties, expiry).
 - ``escalate``: starts an escalation ladder (``levels``) and goes on at once; the ladder pages on
   its own timers until someone acknowledges.
+- ``lookup``: reads through a capability (as an action calls one, with its ``retry``, but with no
+  effect record: a read is safe to repeat); the answer, narrowed by the JMESPath ``select``, is the
+  step's output; a missing (not found) or empty answer takes ``on_empty`` when one is declared.
+- ``subflow``: starts the tenant's ``workflow`` (by key, its latest version) as a child run with the
+  rendered ``inputs``; with ``wait`` the step waits for the child and passes with its outcome (a
+  failed or cancelled child fails the step, or takes ``on_failure``); without, it goes on at once.
 
 Beside the steps, a definition may carry ``sla`` policies (the first whose ``when`` matches the
 trigger event sets the run's acknowledge / resolve / coordinate due times) and a run-wide
@@ -31,12 +37,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
+import jmespath
 import msgspec
+from jmespath.exceptions import JMESPathError
 
 from andon.platform.engine.expressions import ExpressionError, check_template, compile_cel
 from andon.platform.http.errors import ValidationFailedError
 
 Key = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+CapabilityName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
+# A workflow's key, as the API names it (WorkflowCreate.key).
+WorkflowKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{0,99}$")]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=366 * 24 * 3600)]
 
 
@@ -68,7 +79,7 @@ class StepBase(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_fie
 
 
 class ActionStep(StepBase, tag="action"):
-    capability: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]{0,99}$")]
+    capability: CapabilityName
     inputs: dict[str, Any] = msgspec.field(default_factory=dict)
     retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
@@ -127,11 +138,18 @@ class WaitForEventStep(StepBase, tag="wait_for_event"):
             yield self.on_timeout
 
 
+# A person, by e-mail or user id, as a template over the run's context.
+Assignee = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
 class TaskStep(StepBase, tag="task"):
     instructions: Annotated[str, msgspec.Meta(max_length=4000)] = ""
     # Who may do it: a role of the customer (and, optionally, only people of the run's site).
     role: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "supervisor"
     due_seconds: Seconds | None = None
+    # One person who does it (a template giving a user's e-mail or id, "{{ event.data.owner }}"); a
+    # person the customer does not have, or who does not hold ``role``, leaves it to the role.
+    assignee: Assignee | None = None
 
 
 class ApprovalStep(StepBase, tag="approval"):
@@ -147,6 +165,8 @@ class ApprovalStep(StepBase, tag="approval"):
     # Separation of duties: whoever asked (a template over the context; default the run's starter)
     # may not approve it.
     requester: Annotated[str, msgspec.Meta(max_length=500)] = "{{ run.started_by }}"
+    # The one person who signs it (as a task's ``assignee``); only for a single signature.
+    assignee: Assignee | None = None
     expires_seconds: Seconds | None = None
     remind_seconds: Seconds | None = None
     on_reject: Key | None = None
@@ -222,6 +242,39 @@ class EscalateStep(StepBase, tag="escalate"):
     levels: Levels
 
 
+class LookupStep(StepBase, tag="lookup"):
+    """Reads into the context: the capability's answer (narrowed by ``select``) is the output."""
+
+    capability: CapabilityName
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    # A JMESPath expression over the answer (``body.items[:5]``); None keeps the whole answer.
+    select: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    retry: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # Taken when the answer is missing (not found) or empty (null, "", [] or {} after ``select``).
+    on_empty: Key | None = None
+
+    def successors(self) -> Iterator[str]:
+        yield from super().successors()
+        if self.on_empty:
+            yield self.on_empty
+
+
+class SubflowStep(StepBase, tag="subflow"):
+    """Another workflow of the tenant as a child run; its ``inputs`` are rendered from this run."""
+
+    workflow: WorkflowKey
+    inputs: dict[str, Any] = msgspec.field(default_factory=dict)
+    wait: bool = True
+    # Taken when the awaited child failed or was cancelled (instead of failing this step).
+    on_failure: Key | None = None
+
+    def successors(self) -> Iterator[str]:
+        yield from super().successors()
+        if self.on_failure:
+            yield self.on_failure
+
+
 Step = (
     ActionStep
     | ConditionStep
@@ -233,6 +286,8 @@ Step = (
     | TaskStep
     | ApprovalStep
     | EscalateStep
+    | LookupStep
+    | SubflowStep
 )
 
 
@@ -329,12 +384,21 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
     elif isinstance(step, WaitForEventStep):
         cel_sources.append(("correlation_of", step.correlation_of))
         templates.append(("correlation", step.correlation))
-    elif isinstance(step, ActionStep):
+    elif isinstance(step, ActionStep | LookupStep | SubflowStep):
         templates += [(f"inputs.{path}", text) for path, text in _strings(step.inputs)]
+        if isinstance(step, LookupStep) and step.select is not None:
+            try:
+                jmespath.compile(step.select)
+            except JMESPathError as exc:
+                yield f"{at}.select", f"not a JMESPath expression: {exc}"
     elif isinstance(step, TaskStep):
         templates += [("title", step.title), ("instructions", step.instructions)]
+        templates += [("assignee", step.assignee)] if step.assignee else []
     elif isinstance(step, ApprovalStep):
         templates += [("title", step.title), ("instructions", step.instructions), ("requester", step.requester)]
+        templates += [("assignee", step.assignee)] if step.assignee else []
+        if step.assignee and step.approvals > 1:
+            yield f"{at}.assignee", "an approval that needs several signatures is not assigned to one person"
     elif isinstance(step, EscalateStep):
         yield from _levels(step.levels, f"{at}.levels")
     for field, source in cel_sources:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import jmespath
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,7 +28,8 @@ from andon.platform.alerts.raised import raise_step_alert
 from andon.platform.db.ids import new_id
 from andon.platform.db.scope import bind_tenant, lock_name
 from andon.platform.db.types import utcnow
-from andon.platform.engine.capabilities import UNAVAILABLE, Call, Capabilities, CapabilityError
+from andon.platform.engine.assignment import assign_from_definition
+from andon.platform.engine.capabilities import NOT_FOUND, UNAVAILABLE, Call, Capabilities, CapabilityError
 from andon.platform.engine.definition import (
     ActionStep,
     ApprovalStep,
@@ -36,9 +38,11 @@ from andon.platform.engine.definition import (
     Definition,
     EscalateStep,
     JoinStep,
+    LookupStep,
     ParallelStep,
     SetStep,
     Step,
+    SubflowStep,
     TaskStep,
     TimerStep,
     WaitForEventStep,
@@ -66,6 +70,7 @@ from andon.platform.engine.repository import (
     TaskRepository,
     TimerRepository,
 )
+from andon.platform.engine.subflows import MAX_DEPTH, SUBFLOW, child_context, depth_of, latest_workflow, wake_parent
 from andon.platform.tenancy.context import TenantContext, TenantId
 from andon.platform.tenancy.principal import system_principal
 
@@ -108,6 +113,8 @@ class Outcome:
     wait: tuple[str, str] | None = None
     effect_response: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # A subflow's child run to start when the step completes, with its rendered inputs.
+    child: tuple[SubflowStep, Any] | None = None
 
 
 # Steps that only compute from the run's context: no call, no person, no clock. They run inline, in
@@ -203,7 +210,10 @@ class Executor:
                 await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
                 return None
             step = definition_of(run).step(step_run.step_key)
-            if isinstance(step, ActionStep) and step.timeout_seconds + LEASE_MARGIN > self.lease.total_seconds():
+            if (
+                isinstance(step, ActionStep | LookupStep)
+                and step.timeout_seconds + LEASE_MARGIN > self.lease.total_seconds()
+            ):
                 # The lease outlives the call, or another worker would take the step over mid-call.
                 lease = now + timedelta(seconds=step.timeout_seconds + LEASE_MARGIN)
                 await steps.move(step_run.id, RUNNING, message.attempt, lease_until=lease)
@@ -248,6 +258,10 @@ class Executor:
             if isinstance(step, EscalateStep):
                 # The ladder itself starts when the step completes, in that transaction.
                 return Outcome("succeeded", {"escalation_id": str(new_id())})
+            if isinstance(step, LookupStep):
+                return await self._lookup(tenant, run, step_run, step, context, now)
+            if isinstance(step, SubflowStep):
+                return self._subflow(run, step, step_run, context)
             if isinstance(step, ActionStep):
                 if step_run.wake == "task":  # a person did it by hand and recorded the outcome
                     return Outcome("succeeded", step_run.output)
@@ -278,6 +292,68 @@ class Executor:
             wait=(step.event_type, correlation),
             timer=("timeout", now + timedelta(seconds=step.timeout_seconds)),
         )
+
+    async def _lookup(
+        self,
+        tenant: TenantContext,
+        run: WorkflowRun,
+        step_run: StepRun,
+        step: LookupStep,
+        context: dict[str, Any],
+        now: datetime,
+    ) -> Outcome:
+        """A read: the same capability path as an action, retried the same way, but with no effect
+        record (reading again is harmless). Missing or empty takes ``on_empty`` when declared."""
+        call = Call(
+            step.capability,
+            render(step.inputs, context),
+            idempotency_key(run.id, step.key),
+            step.timeout_seconds,
+            tenant.tenant_id,
+            run.id,
+            partner_id=tenant.partner_id,
+            step_key=step.key,
+        )
+        try:
+            response = await self.capabilities.call(call)
+        except CapabilityError as exc:
+            if exc.kind == NOT_FOUND and step.on_empty:
+                return Outcome("succeeded", None, next=[step.on_empty])
+            if exc.kind not in step.retry.non_retryable and step_run.attempt < step.retry.max_attempts:
+                delay = step.retry.delay(step_run.attempt, random.random())  # noqa: S311 (jitter, not secrecy)
+                return Outcome(
+                    "scheduled", error=str(exc), error_kind=exc.kind, timer=("retry", now + timedelta(seconds=delay))
+                )
+            return Outcome("failed", error=str(exc), error_kind=exc.kind)
+        selected = jmespath.search(step.select, response) if step.select is not None else response
+        if step.on_empty and selected in (None, "", [], {}):
+            return Outcome("succeeded", selected, next=[step.on_empty])
+        return Outcome("succeeded", selected)
+
+    def _subflow(self, run: WorkflowRun, step: SubflowStep, step_run: StepRun, context: dict[str, Any]) -> Outcome:
+        if step_run.wake == SUBFLOW:  # the awaited child ended
+            result = step_run.output if isinstance(step_run.output, dict) else {}
+            if result.get("status") == "succeeded":
+                return Outcome("succeeded", result)
+            if step.on_failure:
+                return Outcome("succeeded", result, next=[step.on_failure])
+            return Outcome(
+                "failed",
+                error=f"the child run of '{step.workflow}' {result.get('status')}: {result.get('error')}"[:2000],
+                error_kind="subflow",
+            )
+        depth = depth_of(run) + 1
+        if depth > MAX_DEPTH:
+            return Outcome(
+                "failed",
+                error=(
+                    f"subflows nest at most {MAX_DEPTH} deep; '{step.workflow}' would run at depth {depth} "
+                    "(does a chain of subflows lead back to itself?)"
+                ),
+                error_kind="too_deep",
+            )
+        # The child run starts when this step completes, in that transaction.
+        return Outcome("waiting", child=(step, render(step.inputs, context)))
 
     def _approval(
         self, run: WorkflowRun, step: ApprovalStep, step_run: StepRun, context: dict[str, Any], now: datetime
@@ -398,6 +474,10 @@ class Executor:
                 # outcome does not move the run; a held step runs again if the run is retried.
                 await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
                 return []
+            started: list[StepMessage] = []
+            if outcome.child is not None:
+                outcome, started = await start_child(session, tenant, run, *outcome.child, now)
+                values.update(error=outcome.error, error_kind=outcome.error_kind)
             if outcome.status == "succeeded":
                 values.update(status=SUCCEEDED, output=outcome.output, finished_at=now)
             elif outcome.status == "failed":
@@ -408,6 +488,11 @@ class Executor:
                 values.update(status=WAITING)
                 if outcome.wait:
                     values.update(wait_type=outcome.wait[0], correlation=outcome.wait[1])
+                if outcome.task is not None:
+                    # Its step may name the assignee: nobody who can do it leaves a note, not a failure.
+                    note = await assign_from_definition(session, tenant, outcome.task, step, step_context(run), now)
+                    if note is not None:
+                        values.update(error=note, error_kind="unassigned")
             if not await steps.move(step_run.id, RUNNING, message.attempt, **values):
                 return []
             attempt = step_run.attempt + 1 if outcome.status == "scheduled" else step_run.attempt
@@ -440,13 +525,13 @@ class Executor:
             if outcome.status == "failed":
                 run.status, run.finished_at = "failed", now
                 run.error = f"{step.key}: {outcome.error}"
-                return []
+                return await run_ended(session, tenant, run, now)
             if outcome.status != "succeeded":
-                return []
+                return started
             if isinstance(step, EscalateStep):
                 ladder_id = uuid.UUID(outcome.output["escalation_id"])
                 await start_ladder(session, tenant, run, step.key, step.levels, now, escalation_id=ladder_id)
-            return await advance(session, tenant, run, step, outcome.output, outcome.next, now)
+            return started + await advance(session, tenant, run, step, outcome.output, outcome.next, now)
 
     async def _effect_completed(
         self,
@@ -466,6 +551,42 @@ def stopped_by(run: WorkflowRun | None, now: datetime) -> dict[str, Any]:
     if run is not None and run.status == "failed":
         return {"status": CANCELLED, "error_kind": HELD, "error": "held: the run failed", "lease_until": None}
     return {"status": CANCELLED, "finished_at": now, "lease_until": None}
+
+
+async def start_child(
+    session: AsyncSession, tenant: TenantContext, run: WorkflowRun, step: SubflowStep, inputs: Any, now: datetime
+) -> tuple[Outcome, list[StepMessage]]:
+    """A subflow step's child run, started (in the transaction completing the step): the step then
+    waits for it (``wait``) or passes with its id. The child's first message, to send after commit."""
+    # runs imports this module (advance, StepMessage): its start_run is looked up when first needed.
+    from andon.platform.engine.runs import start_run
+
+    workflow = await latest_workflow(session, tenant, step.workflow)
+    if workflow is None:
+        return Outcome("failed", error=f"no workflow '{step.workflow}' in this customer", error_kind=NOT_FOUND), []
+    if not workflow.enabled:
+        return Outcome("failed", error=f"the workflow '{step.workflow}' is turned off", error_kind="invalid"), []
+    child, messages = await start_run(
+        session,
+        tenant,
+        workflow,
+        child_context(run, step, inputs),
+        now,
+        started_by=run.started_by,
+        site_id=run.site_id,
+    )
+    if step.wait:
+        return Outcome("waiting", wait=(SUBFLOW, str(child.id))), messages
+    return Outcome("succeeded", {"run_id": str(child.id), "workflow": workflow.key}), messages
+
+
+async def run_ended(session: AsyncSession, tenant: TenantContext, run: WorkflowRun, now: datetime) -> list[StepMessage]:
+    """After ``run`` ended (succeeded, failed or cancelled), in that transaction: a parent step
+    waiting for it as a subflow is queued again with its outcome; that step's message."""
+    woken = await wake_parent(session, tenant, run, now)
+    if woken is None:
+        return []
+    return [StepMessage(tenant.tenant_id, woken.partner_id, woken.run_id, woken.step_key, woken.attempt)]
 
 
 def default_next(step: Step) -> list[str]:
@@ -514,23 +635,24 @@ async def advance(
             if outcome.status == "failed":
                 run.status, run.finished_at = "failed", now
                 run.error = f"{following.key}: {outcome.error}"
-                return _messages(tenant, run, queued)  # they meet the failed run and are held
+                # The queued steps meet the failed run and are held.
+                return _messages(tenant, run, queued) + await run_ended(session, tenant, run, now)
             passed.append((following, outcome.output, outcome.next))
     if not queued and await steps.unfinished(run.id) == 0 and not await steps.blocking(run.id):
         run.status, run.finished_at = "succeeded", now
+        return await run_ended(session, tenant, run, now)
     return _messages(tenant, run, queued)
 
 
 async def _run_inline(steps: StepRunRepository, run: WorkflowRun, step: Step, now: datetime) -> Outcome:
     """A pure step just queued, claimed, worked and completed in the caller's transaction."""
-    claimed = await steps.claim(run.id, step.key, 1, now, now)
-    assert claimed is not None  # queued a moment ago in this transaction, under the run's lock
     outcome = pure_outcome(step, step_context(run))
     if outcome.status == "succeeded":
         values: dict[str, Any] = {"status": SUCCEEDED, "output": outcome.output}
     else:
         values = {"status": FAILED, "error": outcome.error, "error_kind": outcome.error_kind}
-    await steps.move(claimed.id, RUNNING, 1, finished_at=now, lease_until=None, **values)
+    settled = await steps.settle_queued(run.id, step.key, now, **values)
+    assert settled  # queued a moment ago in this transaction, under the run's lock
     return outcome
 
 

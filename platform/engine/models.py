@@ -183,6 +183,12 @@ class HumanTask(TenantOwnedMixin, Base):
     requester: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reminders: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The one person (a user of the customer) who does it; None: anyone holding ``role``. Who gave it
+    # to them and when, and the assignee who handed it on to them (a delegation), if one did.
+    assignee: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    assigned_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delegated_from: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class ApprovalDecision(TenantOwnedMixin, Base):

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, and_, false, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.auth.rbac import P
@@ -135,8 +135,9 @@ class Inbox:
 
 
 class InboxQueries:
-    """The open tasks and approvals of the signed-in person: of a kind their permissions let them
-    act on, asked of a role they hold, oldest first (they have waited longest)."""
+    """The open tasks and approvals of the signed-in person, of a kind their permissions let them act
+    on: those assigned to them first, then those of a role they hold that nobody was assigned, each
+    part oldest first (they have waited longest)."""
 
     def __init__(self, session: AsyncSession, tenant: TenantContext) -> None:
         self.session = session
@@ -152,26 +153,43 @@ class InboxQueries:
         return sorted({g.role for g in grants})
 
     async def _where(self, every_role: bool) -> list[ColumnElement[bool]] | None:
+        """Open tasks of the kinds the person may act on: assigned to them, or unassigned and asked of
+        a role they hold; ``every_role``: every one (assigned to others too)."""
         kinds = task_kinds(self.tenant.principal.permissions)
+        if not kinds:
+            return None
         where = [HumanTask.status == "open", HumanTask.kind.in_(sorted(kinds))]
-        if not every_role:
-            roles = task_roles(await self.role_names())
-            if not roles:
-                return None
-            where.append(HumanTask.role.in_(sorted(roles)))
-        return where if kinds else None
+        if every_role:
+            return where
+        mine: list[ColumnElement[bool]] = []
+        if self._me() is not None:
+            mine.append(HumanTask.assignee == self._me())
+        roles = task_roles(await self.role_names())
+        if roles:
+            mine.append(and_(HumanTask.assignee.is_(None), HumanTask.role.in_(sorted(roles))))
+        if not mine:
+            return None
+        where.append(or_(*mine))
+        return where
+
+    def _me(self) -> uuid.UUID | None:
+        principal = self.tenant.principal
+        return principal.subject_id if principal.subject_kind is SubjectKind.USER else None
 
     async def count(self, *, every_role: bool = False) -> int:
         where = await self._where(every_role)
         return 0 if where is None else await self.tasks.count(*where)
 
     async def open(self, *, limit: int, offset: int, every_role: bool = False) -> Inbox:
-        """The person's open tasks; ``every_role``: also those asked of roles they do not hold (someone
-        covering a shift), still only of the kinds they may act on."""
+        """The person's open tasks, those assigned to them first, then the rest, each part oldest first;
+        ``every_role``: also those asked of roles they do not hold (someone covering a shift), still only
+        of the kinds they may act on."""
         where = await self._where(every_role)
         if where is None:
             return Inbox([], 0, frozenset())
-        rows = list(await self.tasks.list(*where, limit=limit, offset=offset))
+        me = self._me()
+        first = HumanTask.assignee == me if me is not None else false()
+        rows = list(await self.tasks.inbox(where, first, limit=limit, offset=offset))
         total = await self.tasks.count(*where)
         approvals = [t.id for t in rows if t.kind == "approval"]
         signed: frozenset[uuid.UUID] = frozenset()

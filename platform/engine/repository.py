@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,6 +164,16 @@ class StepRunRepository(TenantRepository[StepRun]):
             update(StepRun).where(*where).values(**values).execution_options(synchronize_session=False)
         )
         return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+    async def settle_queued(self, run_id: uuid.UUID, step_key: str, now: datetime, **values: Any) -> bool:
+        """A step queued in this very transaction, run inline: queued → its outcome in one statement."""
+        settled = await self.session.execute(
+            update(StepRun)
+            .where(*self.scope(), StepRun.run_id == run_id, StepRun.step_key == step_key, StepRun.status == QUEUED)
+            .values(started_at=now, finished_at=now, lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(settled.rowcount)  # type: ignore[attr-defined]
 
     async def of_run(self, run_id: uuid.UUID) -> Sequence[StepRun]:
         rows = await self.session.execute(
@@ -384,6 +394,26 @@ class PeopleRepository:
                 ordered.setdefault(user.id, user)
         return list(ordered.values())
 
+    async def with_grants(
+        self, user_ids: Sequence[uuid.UUID] | None = None, *, limit: int = 2000
+    ) -> list[tuple[User, list[RoleGrant]]]:
+        """Users of the customer (not disabled) with their role grants, by e-mail: these users, or
+        (``None``) every one of them that holds a role (at most ``limit`` grants are read)."""
+        where = [User.org_kind == "customer", User.tenant_id == self.ctx.tenant_id, User.status != "disabled"]
+        if user_ids is not None:
+            where.append(User.id.in_(list(user_ids)))
+        stmt = (
+            select(User, RoleGrant)
+            .join(RoleGrant, RoleGrant.user_id == User.id)
+            .where(*where)
+            .order_by(User.email, RoleGrant.role)
+            .limit(limit)
+        )
+        people: dict[uuid.UUID, tuple[User, list[RoleGrant]]] = {}
+        for user, grant in (await self.session.execute(stmt)).all():
+            people.setdefault(user.id, (user, []))[1].append(grant)
+        return list(people.values())
+
     async def partner_support(self) -> list[tuple[User, str]]:
         """The partner's active users who hold its support role, then its administrators."""
         stmt = (
@@ -425,6 +455,20 @@ class TaskRepository(TenantRepository[HumanTask]):
             .offset(offset)
         )
         return rows.scalars().all(), await self.count(*where)
+
+    async def inbox(
+        self, where: Sequence[ColumnElement[bool]], first: ColumnElement[bool], *, limit: int, offset: int
+    ) -> Sequence[HumanTask]:
+        """Tasks matching ``where``: those matching ``first`` before the rest, each part oldest first."""
+        rows = await self.session.execute(
+            self.select()
+            .where(*where)
+            .order_by(case((first, 0), else_=1), HumanTask.id)
+            .limit(limit)
+            .offset(offset)
+            .execution_options(populate_existing=True)
+        )
+        return rows.scalars().all()
 
     async def cancel_for_step(self, run_id: uuid.UUID, step_key: str, now: datetime) -> None:
         await self.close_for_step(run_id, step_key, "cancelled", now)

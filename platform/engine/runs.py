@@ -6,8 +6,10 @@ Each returns the step messages to send once its transaction has committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +21,7 @@ from andon.platform.alerts.models import Alert
 from andon.platform.db.scope import lock_name
 from andon.platform.engine.definition import Compiled, compile_definition
 from andon.platform.engine.escalation import RUN_LADDER, acknowledge_run, start_ladder
-from andon.platform.engine.executor import StepMessage, advance, definition_of, kind_of
+from andon.platform.engine.executor import StepMessage, advance, definition_of, kind_of, run_ended
 from andon.platform.engine.expressions import ExpressionError, evaluate
 from andon.platform.engine.models import (
     CANCELLED,
@@ -45,6 +47,7 @@ from andon.platform.engine.repository import (
     WorkflowRepository,
 )
 from andon.platform.engine.sla import policy_for, start_clocks
+from andon.platform.engine.subflows import SUBFLOW, running_children
 from andon.platform.events.models import Event
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext
@@ -178,6 +181,8 @@ async def deliver_event_to_waits(
     runs = RunRepository(session, tenant)
     messages: list[StepMessage] = []
     for step_run in waiting:
+        if step_run.kind == SUBFLOW:
+            continue  # waits for its child run, which no event may stand in for
         run = await runs.get(step_run.run_id)
         if run is None:
             continue
@@ -208,6 +213,8 @@ class RunControl:
         self.runs = RunRepository(session, tenant)
         self.steps = StepRunRepository(session, tenant)
         self.tasks = TaskRepository(session, tenant)
+        # Messages of steps a cancel woke (a parent run's step waiting for the cancelled run).
+        self.woken: list[StepMessage] = []
 
     async def _run(self, run_id: uuid.UUID) -> WorkflowRun:
         await lock_name(self.session, f"run:{run_id}")
@@ -222,11 +229,18 @@ class RunControl:
             raise NotFoundError(f"run {run.id} has no step '{step_key}' (yet)")
         return step_run
 
-    async def cancel(self, run_id: uuid.UUID, now: datetime) -> WorkflowRun:
+    async def cancel(self, run_id: uuid.UUID, now: datetime, *, with_parent: bool = False) -> WorkflowRun:
+        """The run, cancelled with its running child runs (subflows). Its children go first: a child
+        ending meanwhile (under its own lock) may still wake a step of this run, which is then
+        cancelled with the others; a run cancelled on its own wakes a parent waiting for it."""
         run = await self._run(run_id)
         if run.status != "running":
             raise ConflictError(f"the run is {run.status}; only a running run can be cancelled")
-        run.status, run.finished_at, run.error = "cancelled", now, "cancelled by a person"
+        for child_id in await running_children(self.session, self.tenant, run):
+            with contextlib.suppress(ConflictError):  # it ended meanwhile
+                await self.cancel(child_id, now, with_parent=True)
+        reason = "cancelled with its parent run" if with_parent else "cancelled by a person"
+        run.status, run.finished_at, run.error = "cancelled", now, reason
         for step_run in await self.steps.of_run(run.id):
             if step_run.status not in STEP_DONE:
                 await self.steps.move(
@@ -235,6 +249,8 @@ class RunControl:
         await TimerRepository(self.session, self.tenant).cancel_for_run(run.id, now)
         await EscalationRepository(self.session, self.tenant).stop(run.id, CANCELLED, now, by=None)
         await self.tasks.cancel_for_run(run.id, now)
+        if not with_parent:
+            self.woken += await run_ended(self.session, self.tenant, run, now)
         return run
 
     async def acknowledge(self, run_id: uuid.UUID, by: str, now: datetime) -> tuple[WorkflowRun, list[uuid.UUID]]:
@@ -314,8 +330,17 @@ class RunControl:
         return run, messages + await self._release_held(run, now)
 
     async def complete_task(
-        self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None, by: str, now: datetime
+        self,
+        task_id: uuid.UUID,
+        outcome: dict[str, Any],
+        note: str | None,
+        by: str,
+        now: datetime,
+        *,
+        may: Callable[[HumanTask], None] | None = None,
     ) -> tuple[HumanTask, list[StepMessage]]:
+        """``may`` refuses a caller who may not complete the task as it stands under the run's lock
+        (it was assigned to someone else meanwhile)."""
         task = await self.tasks.get(task_id)
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
@@ -323,6 +348,8 @@ class RunControl:
         await self.session.refresh(task)
         if task.status != "open":
             raise ConflictError(f"the task is {task.status}")
+        if may is not None:
+            may(task)
         if task.kind == "approval":
             raise ConflictError("an approval is signed, not completed: POST …/tasks/{id}/decide")
         task.status, task.outcome, task.note = "done", outcome, note
@@ -352,6 +379,8 @@ class RunControl:
             raise ConflictError("the approval has expired")
         if task.requester and task.requester == str(signature.user_id):
             raise PermissionDeniedError("separation of duties: whoever asked for this approval cannot approve it")
+        if task.assignee is not None and task.assignee != signature.user_id:
+            raise PermissionDeniedError("this approval is assigned to someone else: only they sign it")
         decisions = DecisionRepository(self.session, self.tenant)
         earlier = await decisions.of_task(task.id)
         if any(d.user_id == signature.user_id for d in earlier):

@@ -123,6 +123,12 @@ class TaskRead(msgspec.Struct, kw_only=True):
     requester: str | None
     reminders: int
     last_reminded_at: datetime | None
+    # The one person who does it (a user id; None: anyone holding ``role``), who gave it to them and
+    # when, and the assignee who handed it on to them.
+    assignee: uuid.UUID | None = None
+    assigned_by: str | None = None
+    assigned_at: datetime | None = None
+    delegated_from: uuid.UUID | None = None
 
 
 class RunDetail(msgspec.Struct, kw_only=True):
@@ -140,6 +146,23 @@ class StepSkip(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class TaskComplete(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     outcome: dict[str, Any] = msgspec.field(default_factory=dict)
     note: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+
+
+Person = Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+
+
+class TaskAssign(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The task to one person (their e-mail or user id), who must hold its role; ``null``: back to the
+    role (anyone holding it)."""
+
+    assignee: Person | None
+
+
+class TaskDelegate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The assignee hands the task on to another person holding its role, saying why."""
+
+    to: Person
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
 class Decide(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

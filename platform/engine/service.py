@@ -18,6 +18,7 @@ from andon.platform.audit.service import record
 from andon.platform.audit.snapshot import snapshot
 from andon.platform.db.after_commit import after_commit
 from andon.platform.db.types import utcnow
+from andon.platform.engine.assignment import Assignments, Change, may_complete, standing
 from andon.platform.engine.definition import Compiled, compile_definition, ladder_targets
 from andon.platform.engine.executor import Send, StepMessage
 from andon.platform.engine.expressions import ExpressionError, compile_cel
@@ -47,6 +48,7 @@ from andon.platform.engine.repository import (
 )
 from andon.platform.engine.runs import RunControl, Signature, start_run
 from andon.platform.engine.schemas import WorkflowCreate, WorkflowUpdate
+from andon.platform.engine.subflows import subflow_problems
 from andon.platform.events.catalogue import CATALOGUE
 from andon.platform.http.errors import (
     AuthenticationError,
@@ -134,10 +136,20 @@ class WorkflowService:
             if target.user is not None and not await people.members([target.user]):
                 raise field_error(f"{field}.user", f"no user '{target.user}' in this customer")
 
+    async def _check_subflows(self, key: str, compiled: Compiled) -> None:
+        """Every subflow names a workflow of this customer, and none leads back to this one."""
+        problems = await subflow_problems(self.session, self.tenant, key, compiled.definition)
+        if problems:
+            raise ValidationFailedError(
+                "The workflow is not valid: " + "; ".join(f"{f}: {m}" for f, m in problems),
+                extra={"errors": [{"field": f, "message": m} for f, m in problems]},
+            )
+
     async def create(self, data: WorkflowCreate) -> Workflow:
         self._check_trigger(data.trigger_type, data.trigger_filter)
         compiled = compile_definition(data.definition)
         await self._check_people(compiled)
+        await self._check_subflows(data.key, compiled)
         versions = await self.repo.list(Workflow.key == data.key, limit=1000)
         workflow = await self.repo.add(
             Workflow(
@@ -228,6 +240,7 @@ class RunService:
         await self.get(run_id)  # a run outside the caller's sites is not found, not cancelled
         run = await self.control.cancel(run_id, utcnow())
         await self._audit("run.cancelled", run, {"status": run.status})
+        send_after_commit(self.session, self.send, self.control.woken)
         return run
 
     async def retry(self, run_id: uuid.UUID, step_key: str) -> WorkflowRun:
@@ -326,11 +339,13 @@ class TaskService:
         return Signature(user.id, f"{user.display_name} <{user.email}>", decision, reason, method)
 
     async def complete(self, task_id: uuid.UUID, outcome: dict[str, Any], note: str | None) -> HumanTask:
+        """Done by its assignee; an unassigned task by someone holding its role (see ``may_complete``)."""
         if await self.tasks.get(task_id) is None:
             raise NotFoundError(f"task {task_id} not found")
         who = self.tenant.principal.label
+        caller = await standing(self.session, self.tenant)
         task, messages = await RunControl(self.session, self.tenant).complete_task(
-            task_id, outcome, note, who, utcnow()
+            task_id, outcome, note, who, utcnow(), may=lambda t: may_complete(caller, t)
         )
         await record(
             self.session,
@@ -343,3 +358,35 @@ class TaskService:
         )
         send_after_commit(self.session, self.send, messages)
         return task
+
+    async def _audit_change(self, action: str, change: Change, extra: dict[str, Any]) -> None:
+        task = change.task
+        await record(
+            self.session,
+            self.tenant.principal,
+            action,
+            target_type="human_task",
+            target_id=task.id,
+            before={"assignee": str(change.before) if change.before else None},
+            after={
+                "assignee": str(task.assignee) if task.assignee else None,
+                "assignee_email": change.to.email if change.to else None,
+                "run_id": str(task.run_id),
+                "step": task.step_key,
+                **extra,
+            },
+            tenant=self.tenant,
+        )
+
+    async def assign(self, task_id: uuid.UUID, assignee: str | None) -> HumanTask:
+        """The open task to one person holding its role (by e-mail or id), or back to the role (None).
+        Someone holding the role, or an administrator, assigns it."""
+        change = await Assignments(self.session, self.tenant).assign(task_id, assignee, utcnow())
+        await self._audit_change("task.assigned", change, {})
+        return change.task
+
+    async def delegate(self, task_id: uuid.UUID, to: str, note: str | None) -> HumanTask:
+        """Its assignee hands the open task on to another person holding its role."""
+        change = await Assignments(self.session, self.tenant).delegate(task_id, to, utcnow())
+        await self._audit_change("task.delegated", change, {"note": note})
+        return change.task
