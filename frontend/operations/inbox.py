@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
@@ -141,6 +142,51 @@ async def inbox_page(
     )
 
 
+@dataclass(slots=True)
+class _Act:
+    """One act on a task from the inbox: its service, the task (another customer's is a 404 before
+    any form problem), where to go back to, and the inbox again with a refusal on the task's form."""
+
+    db_session: DbSession
+    principal: Principal
+    tenant: TenantContext
+    state: State
+    tasks: TaskService
+    task: HumanTask
+    every: bool
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def back(self) -> str:
+        return f"{INBOX_PATH}?view=all" if self.every else INBOX_PATH
+
+    def nothing_changed(self, exc: ConflictError) -> Redirect:
+        return redirect_with_notice(self.state.settings, self.back, f"Nothing changed: {exc.detail}.")
+
+    async def refuse(self, status: int, errors: dict[str, str], error: str) -> Template:
+        return await inbox_page(
+            self.db_session,
+            self.principal,
+            self.tenant,
+            self.state,
+            every=self.every,
+            values=self.values,
+            status=status,
+            errors=errors,
+            error=error,
+        )
+
+
+async def _act(
+    db_session: DbSession, principal: Principal, tenant: TenantContext, state: State, task_id: uuid.UUID, data: Any
+) -> _Act:
+    tasks = _tasks(db_session, tenant, state)
+    task, _ = await tasks.detail(task_id)
+    act = _Act(db_session, principal, tenant, state, tasks, task, _every(str(data.get("view", ""))))
+    act.values["task"] = str(task_id)
+    return act
+
+
 class InboxPageController(OperationsConsoleController):
     path = INBOX_PATH
 
@@ -180,15 +226,10 @@ class InboxPageController(OperationsConsoleController):
     async def complete(
         self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
     ) -> Template | Redirect:
-        tasks = _tasks(db_session, tenant, state)
-        task, _ = await tasks.detail(task_id)  # another customer's task is a 404 before any form problem
-        every = _every(str(data.get("view", "")))
-        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
-        values = {
-            "task": str(task_id),
-            "result": str(data.get("result", "")).strip(),
-            "note": str(data.get("note", "")).strip(),
-        }
+        act = await _act(db_session, principal, tenant, state, task_id, data)
+        values = act.values
+        values["result"] = str(data.get("result", "")).strip()
+        values["note"] = str(data.get("note", "")).strip()
         errors: dict[str, str] = {}
         if values["result"] not in dict(RESULTS):
             errors["result"] = "choose how it went"
@@ -197,142 +238,75 @@ class InboxPageController(OperationsConsoleController):
         if values["result"] in ("done_with_findings", "not_possible") and not values["note"]:
             errors["note"] = "say what you found, or why it could not be done"
         if errors:
-            return await inbox_page(
-                db_session,
-                principal,
-                tenant,
-                state,
-                every=every,
-                values=values,
-                status=422,
-                errors=errors,
-                error="Some fields need your attention.",
-            )
+            return await act.refuse(422, errors, "Some fields need your attention.")
         try:
-            await tasks.complete(task_id, {"result": values["result"]}, values["note"] or None)
+            await act.tasks.complete(task_id, {"result": values["result"]}, values["note"] or None)
         except ConflictError as exc:
-            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+            return act.nothing_changed(exc)
         except PermissionDeniedError as exc:
             # Assigned to someone else (meanwhile, perhaps), or of a role this person does not hold.
             await service_refused(db_session, principal, exc)
-            return await inbox_page(
-                db_session,
-                principal,
-                tenant,
-                state,
-                every=every,
-                values=values,
-                status=403,
-                errors={},
-                error=f"Not done: {exc.detail}.",
-            )
-        return redirect_with_notice(state.settings, back, f"Done: {task.title}. The run goes on from it.")
+            return await act.refuse(403, {}, f"Not done: {exc.detail}.")
+        return redirect_with_notice(state.settings, act.back, f"Done: {act.task.title}. The run goes on from it.")
 
     @post("/{task_id:uuid}/take", opt={"permission": P.TASKS_WRITE})
     async def take(
         self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
     ) -> Template | Redirect:
         """The task to the signed-in person, from its role or from whoever had it."""
-        tasks = _tasks(db_session, tenant, state)
-        task, _ = await tasks.detail(task_id)  # another customer's task is a 404
-        every = _every(str(data.get("view", "")))
-        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
+        act = await _act(db_session, principal, tenant, state, task_id, data)
         if principal.subject_id is None:
             raise PermissionDeniedError("a task is taken by a person: sign in to take it")
         try:
-            await tasks.assign(task_id, str(principal.subject_id))
+            await act.tasks.assign(task_id, str(principal.subject_id))
         except ConflictError as exc:
-            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+            return act.nothing_changed(exc)
         except (PermissionDeniedError, ValidationFailedError) as exc:
             await service_refused(db_session, principal, exc)
             code = 403 if isinstance(exc, PermissionDeniedError) else 422
-            return await inbox_page(
-                db_session,
-                principal,
-                tenant,
-                state,
-                every=every,
-                values={"task": str(task_id)},
-                status=code,
-                errors={},
-                error=f"Not taken: {_reason(exc)}.",
-            )
-        return redirect_with_notice(state.settings, INBOX_PATH, f"Yours now: {task.title}.")
+            return await act.refuse(code, {}, f"Not taken: {_reason(exc)}.")
+        return redirect_with_notice(state.settings, INBOX_PATH, f"Yours now: {act.task.title}.")
 
     @post("/{task_id:uuid}/delegate", opt={"permission": P.TASKS_WRITE})
     async def delegate(
         self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
     ) -> Template | Redirect:
         """The assignee hands the task on to another person who holds its role, saying why."""
-        tasks = _tasks(db_session, tenant, state)
-        task, _ = await tasks.detail(task_id)  # another customer's task is a 404 before any form problem
-        every = _every(str(data.get("view", "")))
-        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
-        values = {
-            "task": str(task_id),
-            "to": str(data.get("to", "")).strip(),
-            "handover": str(data.get("handover", "")).strip(),
-        }
-
-        async def refuse(status: int, errors: dict[str, str], error: str) -> Template:
-            return await inbox_page(
-                db_session,
-                principal,
-                tenant,
-                state,
-                every=every,
-                values=values,
-                status=status,
-                errors=errors,
-                error=error,
-            )
-
+        act = await _act(db_session, principal, tenant, state, task_id, data)
+        values = act.values
+        values["to"] = str(data.get("to", "")).strip()
+        values["handover"] = str(data.get("handover", "")).strip()
         errors: dict[str, str] = {}
         if not values["to"]:
             errors["to"] = "choose who takes it over"
         if len(values["handover"]) > HANDOVER_LENGTH:
             errors["handover"] = f"at most {HANDOVER_LENGTH} characters"
         if errors:
-            return await refuse(422, errors, "Some fields need your attention.")
+            return await act.refuse(422, errors, "Some fields need your attention.")
         try:
-            await tasks.delegate(task_id, values["to"], values["handover"] or None)
+            await act.tasks.delegate(task_id, values["to"], values["handover"] or None)
         except ConflictError as exc:
-            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+            return act.nothing_changed(exc)
         except PermissionDeniedError as exc:
             await service_refused(db_session, principal, exc)
-            return await refuse(403, {}, f"Not handed on: {exc.detail}.")
+            return await act.refuse(403, {}, f"Not handed on: {exc.detail}.")
         except ValidationFailedError as exc:
             await service_refused(db_session, principal, exc)
-            return await refuse(422, {"to": _reason(exc)}, "Not handed on: choose someone who holds the role.")
-        return redirect_with_notice(state.settings, back, f"Handed on: {task.title}.")
+            return await act.refuse(422, {"to": _reason(exc)}, "Not handed on: choose someone who holds the role.")
+        return redirect_with_notice(state.settings, act.back, f"Handed on: {act.task.title}.")
 
     @post("/{task_id:uuid}/decide", opt={"permission": P.APPROVALS_SIGN})
     async def decide(
         self, db_session: DbSession, principal: Caller, tenant: Tenant, state: State, task_id: PathId, data: Form
     ) -> Template | Redirect:
-        tasks = _tasks(db_session, tenant, state)
-        task, _ = await tasks.detail(task_id)  # another customer's approval is a 404 before any form problem
-        every = _every(str(data.get("view", "")))
-        back = f"{INBOX_PATH}?view=all" if every else INBOX_PATH
-        values = {"task": str(task_id), "reason": str(data.get("reason", "")).strip()}
+        act = await _act(db_session, principal, tenant, state, task_id, data)
+        values = act.values
+        values["reason"] = str(data.get("reason", "")).strip()
         password = str(data.get("password", "")) or None
         decision: Literal["approve", "reject"] | None = None
         raw = str(data.get("decision", ""))
         if raw in ("approve", "reject"):
             decision = "approve" if raw == "approve" else "reject"
-
-        async def refuse(status: int, errors: dict[str, str], error: str) -> Template:
-            return await inbox_page(
-                db_session,
-                principal,
-                tenant,
-                state,
-                every=every,
-                values=values,
-                status=status,
-                errors=errors,
-                error=error,
-            )
 
         try:
             signed = msgspec.convert({"decision": decision, "reason": values["reason"], "password": password}, Decide)
@@ -346,23 +320,23 @@ class InboxPageController(OperationsConsoleController):
                 errors["password"] = "not your password: it is too long"  # noqa: S105 - a message
             if decision is None:
                 errors["decision"] = "approve or reject"
-            return await refuse(422, errors, "Some fields need your attention.")
+            return await act.refuse(422, errors, "Some fields need your attention.")
         try:
-            await tasks.decide(task_id, signed.decision, signed.reason, signed.password)
+            await act.tasks.decide(task_id, signed.decision, signed.reason, signed.password)
         except AuthenticationError as exc:
             # A wrong password: nothing is recorded, and the form says so by the password field.
             await service_refused(db_session, principal, exc)
-            return await refuse(422, {"password": exc.detail}, "Not signed: you could not be identified.")
+            return await act.refuse(422, {"password": exc.detail}, "Not signed: you could not be identified.")
         except PermissionDeniedError as exc:
             # Separation of duties (the requester cannot approve), or not a person who can sign.
             await service_refused(db_session, principal, exc)
-            return await refuse(403, {}, f"Not signed: {exc.detail}.")
+            return await act.refuse(403, {}, f"Not signed: {exc.detail}.")
         except ConflictError as exc:
-            return redirect_with_notice(state.settings, back, f"Nothing changed: {exc.detail}.")
+            return act.nothing_changed(exc)
         except NotFoundError:
             raise
         except AndonError as exc:
             problems = await service_refused(db_session, principal, exc)
-            return await refuse(422, problems["errors"], problems["error"])
+            return await act.refuse(422, problems["errors"], problems["error"])
         verb = "Approved" if signed.decision == "approve" else "Rejected"
-        return redirect_with_notice(state.settings, back, f"{verb}: {task.title}. Your signature is recorded.")
+        return redirect_with_notice(state.settings, act.back, f"{verb}: {act.task.title}. Your signature is recorded.")
