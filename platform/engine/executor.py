@@ -153,9 +153,22 @@ def idempotency_key(run_id: uuid.UUID, step_key: str) -> str:
     return f"andon:{run_id}:{step_key}"
 
 
+# Compiled definitions by (workflow, version): a version never changes once saved, and every step of
+# every run of it would otherwise convert and compile the same definition again (twice a step).
+_COMPILED: dict[tuple[uuid.UUID, int], Compiled] = {}
+_COMPILED_MAX = 512
+
+
 def definition_of(run: WorkflowRun) -> Compiled:
     # Checked when the workflow was saved; the run keeps that definition as it was.
-    return Compiled(msgspec.convert(run.definition, Definition))
+    key = (run.workflow_id, run.version)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = Compiled(msgspec.convert(run.definition, Definition))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = compiled
+    return compiled
 
 
 def step_context(run: WorkflowRun) -> dict[str, Any]:
