@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from andon.connectors.outbound.chat import SLACK, TEAMS
 from andon.connectors.outbound.email import EMAIL
+from andon.connectors.outbound.graphql import GRAPHQL
+from andon.connectors.outbound.mqtt import MQTT
 from andon.connectors.outbound.rest import REST
 from andon.connectors.outbound.types import ConnectorType
 from andon.connectors.outbound.webhooks import WEBHOOK
 
-CONNECTOR_TYPES: dict[str, ConnectorType] = {t.key: t for t in (REST, WEBHOOK, SLACK, TEAMS, EMAIL)}
+CONNECTOR_TYPES: dict[str, ConnectorType] = {t.key: t for t in (REST, GRAPHQL, WEBHOOK, SLACK, TEAMS, EMAIL, MQTT)}
