@@ -320,6 +320,9 @@ class Bench:
             "BENCH_NAIVE_REDIS": args.redis_url,
         }
         self.env.pop("ANDON_WORKERS_THREADS", None)
+        # One tenant sends everything here: its fairness share caps how many steps run at once.
+        if args.tenant_concurrency is not None:
+            self.env["ANDON_ENGINE_TENANT_CONCURRENCY"] = str(args.tenant_concurrency)
 
     def worker_env(self, threads: int | None) -> dict[str, str]:
         env = dict(self.env)
@@ -795,6 +798,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
+        "--tenant-concurrency",
+        type=int,
+        default=None,
+        help="ANDON_ENGINE_TENANT_CONCURRENCY for the app and workers (default: the settings default, 6; 0: no share)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         nargs="*",
@@ -846,6 +855,7 @@ def main(argv: list[str] | None = None) -> None:
             "threads_tried": args.threads,
             "latency_rates": args.rates,
             "latency_duration_s": args.duration,
+            "tenant_concurrency": args.tenant_concurrency,
         },
     }
     thread_counts: list[int | None] = [None, *[t for t in args.threads if t != DEFAULT_THREADS]]
