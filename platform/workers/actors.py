@@ -7,9 +7,10 @@ open their own engine there: asyncpg connections belong to the loop that made th
 from __future__ import annotations
 
 import asyncio
-import random
+import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware.asyncio import AsyncIO
@@ -88,15 +89,15 @@ def declare_actors(
             await engine().run_step(message)
             return
         token = f"{run_id}:{step_key}:{attempt}"
-        if not await slots.acquire(tenant_id, token):
-            # The tenant has its share running: this step waits a moment, the thread serves others.
-            delay = int(FAIRNESS_DELAY_MS * (1 + random.random()))  # noqa: S311 (spreading, not secrecy)
-            await asyncio.to_thread(broker.enqueue, step_message(message), delay=delay)
-            return
+        if not await slots.acquire(tenant_id, token, json.dumps(message.args())):
+            return  # parked: sent again when a step of its tenant gives a slot back
         try:
             await engine().run_step(message)
         finally:
-            await slots.release(tenant_id, token)
+            parked = await slots.release(tenant_id, token)
+            if parked is not None:
+                again = StepMessage(*_step_args(json.loads(parked)))
+                await asyncio.to_thread(broker.enqueue, step_message(again))
 
     # Dramatiq's stubs do not accept a coroutine function, which its AsyncIO middleware runs.
     dramatiq.Actor(
@@ -119,8 +120,9 @@ def declare_actors(
     return database
 
 
-# How long a step refused a slot waits before it is offered again (up to twice this, jittered).
-FAIRNESS_DELAY_MS = 100
+def _step_args(args: list[Any]) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, str, int]:
+    tenant_id, partner_id, run_id, step_key, attempt = args
+    return uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(run_id), str(step_key), int(attempt)
 
 
 def tenant_slots(settings: Settings) -> Slots | None:
