@@ -36,7 +36,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,6 @@ import psycopg
 import redis
 
 from andon.platform.auth.rbac import ALL_PERMISSIONS
-from andon.platform.auth.schemas import ApiKeyCreate
-from andon.platform.auth.service import ApiKeyService
 from andon.platform.config.settings import DatabaseSettings, WorkerSettings
 from andon.platform.db import migrate
 from andon.platform.db.engine import create_engine, create_sessionmaker
@@ -59,12 +57,21 @@ from andon.platform.engine.runs import start_run
 from andon.platform.engine.schemas import WorkflowCreate
 from andon.platform.engine.service import WorkflowService
 from andon.platform.tenancy.context import TenantContext
-from andon.platform.tenancy.node import OrgNode
-from andon.platform.tenancy.principal import OrgKind, system_principal
-from andon.tenants.orgs.schemas import CustomerCreate, PartnerCreate
-from andon.tenants.orgs.service import CustomerService, PartnerService
+from andon.platform.tenancy.principal import system_principal
+from andon.tenants.orgs.service import CustomerService
 from benchmarks.engine import naive_worker
-from benchmarks.ingress.run import APP_ROLE, _cpu_seconds, _dsn, _wait_ready, create_database
+from benchmarks.ingress.run import (
+    APP_ROLE,
+    _cpu_seconds,
+    _dsn,
+    _wait_ready,
+    create_database,
+    named_cpu_seconds,
+    seed,
+    versions,
+)
+
+VERSIONS = ("dramatiq", "redis", "sqlalchemy", "asyncpg", "psycopg", "httpx", "litestar", "uvicorn", "msgspec")
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -76,27 +83,6 @@ DEFAULT_THREADS = WorkerSettings().threads
 
 
 # --- setup -------------------------------------------------------------------------------------
-
-
-async def seed(settings: DatabaseSettings) -> tuple[str, uuid.UUID]:
-    """One partner, one customer, and an ``ingest`` key of that customer: (plaintext, customer id)."""
-    engine = create_engine(settings)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            await apply_principal_scope(session, SYSTEM)
-            partner = await PartnerService(session, SYSTEM).create(PartnerCreate(slug="bench", name="Bench"))
-            customers = CustomerService(session, SYSTEM)
-            customer = await customers.create(
-                CustomerCreate(slug="bench-plant", name="Bench Plant", partner_id=partner.id, default_timezone="UTC")
-            )
-            tenant = await customers.open_tenant(customer.id)
-            owner = OrgNode(OrgKind.CUSTOMER, partner_id=partner.id, tenant=tenant)
-            _, plaintext = await ApiKeyService(session, SYSTEM, owner).issue(
-                ApiKeyCreate(name="bench gateway", roles=["ingest"])
-            )
-    finally:
-        await engine.dispose()
-    return plaintext, customer.id
 
 
 async def _nothing(messages: Any) -> None:
@@ -207,18 +193,6 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             proc.wait(timeout=5)
 
 
-def _named_cpu_seconds(name: str) -> float:
-    """User + system CPU of every live process whose command name is ``name`` (postgres, redis-server)."""
-    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with suppress(OSError, IndexError, ValueError):
-            text = stat.read_text()
-            if f"({name})" in text:
-                fields = text.rsplit(")", 1)[1].split()
-                total += sum(int(f) for f in fields[11:13]) / tick
-    return total
-
-
 class CpuWindow:
     """CPU seconds of some processes between ``open`` and ``close``, as a share of one core."""
 
@@ -229,8 +203,8 @@ class CpuWindow:
 
     def _now(self) -> dict[str, float]:
         found = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
-        found["postgres"] = _named_cpu_seconds("postgres")
-        found["redis"] = _named_cpu_seconds("redis-server")
+        found["postgres"] = named_cpu_seconds("postgres")
+        found["redis"] = named_cpu_seconds("redis-server")
         return found
 
     def open(self) -> None:
@@ -767,18 +741,6 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _versions(admin_url: str) -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ("dramatiq", "redis", "sqlalchemy", "asyncpg", "psycopg", "httpx", "litestar", "uvicorn", "msgspec")
-    found = {name: version(name) for name in names}
-    with psycopg.connect(_dsn(admin_url)) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    found["postgresql"] = str(row[0]) if row else "?"
-    found["python"] = platform.python_version()
-    return found
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", default="latest", help="results/<label>.json")
@@ -847,7 +809,7 @@ def main(argv: list[str] | None = None) -> None:
         "label": args.label,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": _versions(args.admin_url),
+        "versions": versions(args.admin_url, VERSIONS),
         "method": {
             "runs": args.runs,
             "steps_per_run": args.steps,

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,8 @@ def create_database(admin_url: str, name: str) -> DatabaseSettings:
     return DatabaseSettings(url=app, admin_url=owner, app_role=APP_ROLE)
 
 
-async def seed(settings: DatabaseSettings) -> str:
-    """One partner, one customer, and an ``ingest`` key of that customer (its plaintext)."""
+async def seed(settings: DatabaseSettings) -> tuple[str, uuid.UUID]:
+    """One partner, one customer, and an ``ingest`` key of that customer: (plaintext, customer id)."""
     engine = create_engine(settings)
     system = system_principal(ALL_PERMISSIONS, "benchmark seed")
     try:
@@ -96,7 +97,7 @@ async def seed(settings: DatabaseSettings) -> str:
             )
     finally:
         await engine.dispose()
-    return plaintext
+    return plaintext, customer.id
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -131,21 +132,22 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu_seconds() -> float:
-    total = 0.0
+def named_cpu_seconds(name: str) -> float:
+    """User + system CPU of every live process whose command name is ``name`` (postgres, redis-server)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with suppress(OSError, IndexError, ValueError):
             text = stat.read_text()
-            if "(postgres)" in text:
+            if f"({name})" in text:
                 fields = text.rsplit(")", 1)[1].split()
-                total += sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+                total += sum(int(f) for f in fields[11:13]) / tick
     return total
 
 
 def measure(
     port: int, path: str, key: str, concurrency: int, duration: float, warmup: float, server_pid: int
 ) -> dict[str, Any]:
-    server_before, pg_before, wall_before = _cpu_seconds(server_pid), _postgres_cpu_seconds(), time.monotonic()
+    server_before, pg_before, wall_before = _cpu_seconds(server_pid), named_cpu_seconds("postgres"), time.monotonic()
     out = subprocess.run(  # noqa: S603 (this interpreter running the client module)
         [
             sys.executable,
@@ -165,7 +167,7 @@ def measure(
     wall = time.monotonic() - wall_before
     result: dict[str, Any] = json.loads(out.stdout)
     result["server_cpu_share"] = round((_cpu_seconds(server_pid) - server_before) / wall, 2)
-    result["postgres_cpu_share"] = round((_postgres_cpu_seconds() - pg_before) / wall, 2)
+    result["postgres_cpu_share"] = round((named_cpu_seconds("postgres") - pg_before) / wall, 2)
     # Other work on the machine skews every number: the 1-minute load average when this run ended.
     result["load_1m"] = round(os.getloadavg()[0], 2)
     return result
@@ -178,10 +180,10 @@ def _verify(settings: DatabaseSettings) -> dict[str, int]:
     return {"events": int(events[0]) if events else 0, "outbox": int(outbox[0]) if outbox else 0}
 
 
-def _versions(admin_url: str) -> dict[str, str]:
+def versions(admin_url: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The versions of the packages named, PostgreSQL's and Python's, for a results file."""
     from importlib.metadata import version
 
-    names = ("litestar", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg", "msgspec")
     found = {name: version(name) for name in names}
     with psycopg.connect(_dsn(admin_url)) as conn:
         row = conn.execute("SHOW server_version").fetchone()
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     migrate.upgrade(settings)
     with psycopg.connect(_dsn(settings.owner_url), autocommit=True) as conn:
         conn.execute(baseline_table)
-    key = asyncio.run(seed(settings))
+    key, _ = asyncio.run(seed(settings))
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {
@@ -282,7 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         "label": args.label,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": _versions(args.admin_url),
+        "versions": versions(
+            args.admin_url, ("litestar", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg", "msgspec")
+        ),
         "method": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
