@@ -40,7 +40,6 @@ from andon.platform.engine.capabilities import (
     NOT_FOUND,
     UNAVAILABLE,
     Call,
-    Capability,
     CapabilityError,
 )
 from andon.platform.engine.executor import ENGINE
@@ -135,6 +134,9 @@ class OutboundCalls:
         self.breakers = Breakers(clock)
         self.clock = clock
         self._limits: dict[uuid.UUID, tuple[int, MemoryBuckets]] = {}
+
+    async def close(self) -> None:
+        await self.egress.close()
 
     def open(self, row: OutboundConnection) -> Opened:
         kind = CONNECTOR_TYPES.get(row.type)
@@ -308,11 +310,13 @@ class OutboundCalls:
             log.warning("connector_call_not_recorded", connection=opened.key, error=type(exc).__name__)
 
 
-def engine_connections(settings: Settings, box: SecretBox) -> Callable[[async_sessionmaker[AsyncSession]], Capability]:
+def engine_connections(
+    settings: Settings, box: SecretBox
+) -> Callable[[async_sessionmaker[AsyncSession]], OutboundCalls]:
     """What a worker routes ``<key>.<capability>`` names to, made inside its own event loop."""
 
-    def made(sessionmaker: async_sessionmaker[AsyncSession]) -> Capability:
+    def made(sessionmaker: async_sessionmaker[AsyncSession]) -> OutboundCalls:
         allowed = settings.private_networks_allowed(settings.connectors.allow_private_networks)
-        return OutboundCalls(sessionmaker, box, allow_private=allowed).capability
+        return OutboundCalls(sessionmaker, box, allow_private=allowed)
 
     return made

@@ -212,9 +212,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.secretbox,
         allow_private=settings.private_networks_allowed(settings.connectors.allow_private_networks),
     )
-    worker_db = declare_actors(
-        state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox)
-    )
+    declare_actors(state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox))
     state.relay = Relay(state.sessionmaker, state.broker)
     # Ingress: verified API keys for a few seconds (forgotten at once when a key or an organisation
     # changes in this process), and events of concurrent requests committed together.
@@ -291,8 +289,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if app.state.demo_traffic is not None:
             await app.state.demo_traffic.stop()
         if app.state.worker is not None:
+            # Stopping the worker disposes the actors' engine inside the worker's own loop.
             await asyncio.to_thread(app.state.worker.stop)
-        await worker_db.dispose()
         await app.state.rate_limiter.close()
         await app.state.outbound.egress.close()
         await app.state.engine.dispose()

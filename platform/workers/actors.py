@@ -10,15 +10,18 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import dramatiq
+import structlog
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import Middleware
 from dramatiq.middleware.asyncio import AsyncIO
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from andon.platform.config.settings import Settings
 from andon.platform.db.engine import create_engine, create_sessionmaker
-from andon.platform.engine.capabilities import Capabilities, Capability
+from andon.platform.engine.capabilities import Call, Capabilities
 from andon.platform.engine.dispatch import broker_sender, step_message
 from andon.platform.engine.executor import STEP_ACTOR, STEP_QUEUE, Executor, StepMessage
 from andon.platform.events import processing
@@ -26,14 +29,31 @@ from andon.platform.events.ingress import PROCESS_ACTOR
 from andon.platform.events.relay import QUEUE
 from andon.platform.workers.fairness import MemorySlots, RedisSlots, Slots
 
+log = structlog.get_logger(__name__)
+
+
+class Closing(Protocol):
+    async def close(self) -> None: ...
+
+
+class Connections(Closing, Protocol):
+    """The capability that calls the tenants' own connections, with the clients it holds open."""
+
+    async def capability(self, call: Call) -> Any: ...
+
+
+# Given the worker loop's sessionmaker, the tenants' connections, made in that loop.
+ConnectionsFactory = Callable[[async_sessionmaker[AsyncSession]], Connections]
+
 
 class WorkerDatabase:
-    """The worker loop's own engine, made on first use inside that loop."""
+    """The worker loop's own engine, made on first use inside that loop, and what else lives there."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine: AsyncEngine | None = None
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._closing: list[Closing] = []
 
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         if self._sessionmaker is None:
@@ -41,25 +61,47 @@ class WorkerDatabase:
             self._sessionmaker = create_sessionmaker(self._engine)
         return self._sessionmaker
 
+    def close_with(self, resource: Closing) -> None:
+        self._closing.append(resource)
+
     async def dispose(self) -> None:
+        """Closes, in the worker's loop, what was opened there: another loop could not."""
+        closing, self._closing = self._closing, []
+        for resource in closing:
+            try:
+                await resource.close()
+            except Exception as exc:  # one stuck client must not keep the engine open
+                log.warning("worker_resource_not_closed", resource=type(resource).__name__, error=repr(exc))
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = self._sessionmaker = None
 
 
-# Given the worker loop's sessionmaker, the capability that calls the tenants' own connections.
-ConnectionsCapability = Callable[[async_sessionmaker[AsyncSession]], Capability]
+class _DisposeInLoop(Middleware):
+    """Disposes the worker loop's resources once its threads stopped, before the loop itself stops.
+
+    Dramatiq calls ``after_`` hooks in reverse order, so this (added after ``AsyncIO``) runs first.
+    """
+
+    def __init__(self, database: WorkerDatabase) -> None:
+        self.database = database
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        loop = get_event_loop_thread()
+        if loop is not None:
+            loop.run_coroutine(self.database.dispose())
 
 
 def declare_actors(
     broker: dramatiq.Broker,
     settings: Settings,
     capabilities: Capabilities,
-    connections: ConnectionsCapability | None = None,
+    connections: ConnectionsFactory | None = None,
 ) -> WorkerDatabase:
     if not any(isinstance(m, AsyncIO) for m in broker.middleware):
         broker.add_middleware(AsyncIO())
     database = WorkerDatabase(settings)
+    broker.add_middleware(_DisposeInLoop(database))
 
     send = broker_sender(broker)
     executor: list[Executor] = []
@@ -68,7 +110,9 @@ def declare_actors(
         # Made inside the worker's event loop, with that loop's engine and HTTP client.
         if not executor:
             if connections is not None:
-                capabilities.route_connections(connections(database.sessionmaker()))
+                made = connections(database.sessionmaker())
+                database.close_with(made)
+                capabilities.route_connections(made.capability)
             executor.append(
                 Executor(database.sessionmaker(), capabilities, send, lease_seconds=settings.engine.lease_seconds)
             )
@@ -82,6 +126,8 @@ def declare_actors(
         await send(messages or [])
 
     slots = tenant_slots(settings)
+    if slots is not None:
+        database.close_with(slots)
 
     async def run_step(tenant_id: str, partner_id: str, run_id: str, step_key: str, attempt: int) -> None:
         message = StepMessage(uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(run_id), step_key, attempt)

@@ -43,7 +43,7 @@ async def run_worker(settings: Settings, threads: int) -> None:
     load_all_models()  # the mapper resolves every foreign key (customers, ...) on first use
     broker = build_broker(settings)
     box = SecretBox(settings.encryption_keys())
-    database = declare_actors(broker, settings, Capabilities(), engine_connections(settings, box))
+    declare_actors(broker, settings, Capabilities(), engine_connections(settings, box))
     engine = create_engine(settings.database)
     relay = Relay(create_sessionmaker(engine), broker, listen=True)
     worker = start_worker(broker, threads)
@@ -53,10 +53,8 @@ async def run_worker(settings: Settings, threads: int) -> None:
         await _until_stopped()
     finally:
         await relay.stop()
+        # Stopping the worker disposes the actors' engine inside the worker's own loop.
         await asyncio.to_thread(worker.stop)
-        # The actors' engine belongs to the worker's own event loop, which has stopped with it: its
-        # connections close with the process.
-        del database
         await engine.dispose()
         log.info("worker_stopped")
 
