@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from andon.platform.crypto.sealed import SEALED_MAP
 from andon.platform.db.base import Base, TenantOwnedMixin
 from andon.platform.db.types import JSONType, UTCDateTime
 
@@ -23,7 +24,7 @@ class OutboundConnection(TenantOwnedMixin, Base):
     type: Mapped[str] = mapped_column(String(40), nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     # {secret name: sealed value}; never returned, logged or audited (write-only fields).
-    secrets_sealed: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict)
+    secrets_sealed: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict, info=SEALED_MAP)
     # An on-premise relay target may be a private address; nothing else may.
     relay_target: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from andon.platform.crypto.sealed import SEALED
 from andon.platform.db.base import Base, TenantOwnedMixin
 from andon.platform.db.types import JSONType, UTCDateTime
 
@@ -47,9 +48,9 @@ class SourceConnection(TenantOwnedMixin, Base):
     signature_prefix: Mapped[str] = mapped_column(String(50), nullable=False, default="")
     digest_encoding: Mapped[str] = mapped_column(String(10), nullable=False, default="hex")
     # The webhook signing secret, or the credential a poller presents; None for kinds that need none.
-    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True, info=SEALED)
     # The secret before the last rotation, still accepted until it expires (senders switch over).
-    previous_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True, info=SEALED)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     tolerance_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=300)

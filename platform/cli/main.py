@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from andon.platform.cli.secrets import secrets
 from andon.platform.config.settings import DatabaseSettings, Settings
 
 
@@ -131,6 +132,9 @@ def audit_verify() -> None:
         return 1
 
     sys.exit(asyncio.run(_run()))
+
+
+cli.add_command(secrets)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ AUTH_LOOKUP_SETTING = "andon.auth_lookup"
 RELAY_SETTING = "andon.relay"
 MAINTENANCE_SETTING = "andon.maintenance"
 SCHEDULER_SETTING = "andon.scheduler"
+KEY_ROTATION_SETTING = "andon.key_rotation"
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -85,6 +86,13 @@ async def enter_scheduler_mode(session: AsyncSession) -> None:
     the policies open the timers and step runs to it, nothing else."""
     if is_postgres(session):
         await _set(session, SCHEDULER_SETTING, "on")
+
+
+async def enter_key_rotation_mode(session: AsyncSession) -> None:
+    """``andon secrets rotate`` reads and rewrites the sealed secrets of every tenant in this
+    transaction; the policies open only the tables that hold them."""
+    if is_postgres(session):
+        await _set(session, KEY_ROTATION_SETTING, "on")
 
 
 async def lock_name(session: AsyncSession, name: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from andon.platform.crypto.sealed import SEALED
 from andon.platform.db.base import Base, OrgOwnedMixin, RecordMixin
 from andon.platform.db.types import JSONType, UTCDateTime
 
@@ -21,7 +22,7 @@ class IdentityProvider(OrgOwnedMixin, RecordMixin, Base):
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     issuer: Mapped[str] = mapped_column(String(500), nullable=False)
     client_id: Mapped[str] = mapped_column(String(200), nullable=False)
-    client_secret_sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    client_secret_sealed: Mapped[str] = mapped_column(Text, nullable=False, info=SEALED)
     scopes: Mapped[str] = mapped_column(String(500), nullable=False, default="openid email profile")
     # Users whose e-mail ends in one of these domains are sent to this provider.
     email_domains: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)
@@ -49,7 +50,7 @@ class User(OrgOwnedMixin, RecordMixin, Base):
     display_name: Mapped[str] = mapped_column(String(200), nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    totp_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    totp_secret_sealed: Mapped[str | None] = mapped_column(Text, nullable=True, info=SEALED)
     totp_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
