@@ -547,8 +547,14 @@ class Bench:
                 tag = f"l{uuid.uuid4().hex[:6]}"
                 window = CpuWindow({"app": app.pid, "worker": worker.pid, "scheduler": scheduler.pid})
                 window.open()
+                spy = None
+                if args.profile_latency:  # the worker while events arrive (not while it drains)
+                    profile = RESULTS / f"{args.label}-latency{rate:g}-profile.txt"
+                    spy = self.profiler(worker.pid, profile)
                 sender = self.send(tag, rate, args.duration)
                 wall, cpu = window.close()
+                if spy is not None:
+                    _stop(spy, signal.SIGINT)
                 load = round(os.getloadavg()[0], 2)
                 drained = self._drain(conn, tag, int(sender["sent"]), args.drain_timeout)
                 rows = self._latency_rows(conn, tag)
@@ -779,7 +785,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="py-spy --gil: sample only the thread holding the GIL (what runs, not what waits)",
     )
-    parser.add_argument("--profile-only", action="store_true", help="only the profiled set run")
+    parser.add_argument("--profile-only", action="store_true", help="only the profiled run")
+    parser.add_argument("--profile-variant", default="set", choices=["set", "action"], help="the variant profiled")
+    parser.add_argument(
+        "--profile-latency", action="store_true", help="py-spy on the worker while latency events are sent"
+    )
     parser.add_argument("--rates", type=float, nargs="*", default=[200.0], help="latency: events per second")
     parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds of sending")
     parser.add_argument(
@@ -839,7 +849,7 @@ def main(argv: list[str] | None = None) -> None:
                     save()
             if args.profile or args.profile_only:
                 most = max(t if t is not None else DEFAULT_THREADS for t in thread_counts)
-                results["throughput"]["andon"].append(bench.throughput("set", most, profile=True))
+                results["throughput"]["andon"].append(bench.throughput(args.profile_variant, most, profile=True))
                 profile = RESULTS / f"{args.label}-profile.txt"
                 if profile.exists():
                     results["profile"] = summarize_profile(profile)

@@ -32,18 +32,25 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(settings: DatabaseSettings, *, url: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: DatabaseSettings, *, url: str | None = None, pool_size: int | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """``pool_size``: at least this many pooled connections (a worker asks for one per thread, or
+    connections beyond the pool are opened and closed again for every transaction). ``pre_ping``
+    off saves a round trip per checkout; the first statement on a dropped connection then fails, and
+    the engine discards the whole pool on that disconnect, so callers must be able to retry."""
     target = url or settings.url
     if target.startswith("sqlite"):
         engine = create_async_engine(target, echo=settings.echo)
         _configure_sqlite(engine)
         return engine
+    size = max(settings.pool_size, pool_size or 0)
     return create_async_engine(
         target,
         echo=settings.echo,
-        pool_size=settings.pool_size,
-        max_overflow=settings.pool_size,
-        pool_pre_ping=True,
+        pool_size=size,
+        max_overflow=size,
+        pool_pre_ping=pre_ping,
     )
 
 

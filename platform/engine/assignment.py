@@ -19,12 +19,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.auth.rbac import ROLES, P
-from andon.platform.db.scope import lock_name
 from andon.platform.engine.definition import ApprovalStep, Step, TaskStep
 from andon.platform.engine.expressions import ExpressionError, render
 from andon.platform.engine.models import HumanTask
 from andon.platform.engine.queries import task_roles
-from andon.platform.engine.repository import PeopleRepository, TaskRepository
+from andon.platform.engine.repository import PeopleRepository, RunRepository, TaskRepository
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError, field_error
 from andon.platform.identity.models import RoleGrant, User
 from andon.platform.tenancy.context import TenantContext
@@ -155,7 +154,7 @@ class Assignments:
         task = await self.tasks.get(task_id)
         if task is None:
             raise NotFoundError(f"task {task_id} not found")
-        await lock_name(self.session, f"run:{task.run_id}")
+        await RunRepository(self.session, self.tenant).lock(task.run_id)
         await self.session.refresh(task)  # as it stands now that the run's lock is held
         if task.status != "open":
             raise ConflictError(f"the task is {task.status}; only an open task changes hands")

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.platform.alerts.raised import raise_step_alert
 from andon.platform.db.ids import new_id
-from andon.platform.db.scope import bind_tenant, lock_name
+from andon.platform.db.scope import bind_tenant
 from andon.platform.db.types import utcnow
 from andon.platform.engine.assignment import assign_from_definition
 from andon.platform.engine.capabilities import NOT_FOUND, UNAVAILABLE, Call, Capabilities, CapabilityError
@@ -40,12 +40,14 @@ from andon.platform.engine.definition import (
     JoinStep,
     LookupStep,
     ParallelStep,
+    RetryPolicy,
     SetStep,
     Step,
     SubflowStep,
     TaskStep,
     TimerStep,
     WaitForEventStep,
+    compile_definition,
 )
 from andon.platform.engine.escalation import start_ladder
 from andon.platform.engine.expressions import ExpressionError, evaluate, render
@@ -145,6 +147,14 @@ def pure_outcome(step: Step, context: dict[str, Any]) -> Outcome:
     raise AssertionError(f"{type(step).__name__} is not a pure step")  # pragma: no cover
 
 
+def retry_delay(policy: RetryPolicy, attempt: int, exc: CapabilityError) -> float:
+    """The policy's backoff, but never sooner than the system asked (capped at the policy's longest)."""
+    delay = policy.delay(attempt, random.random())  # noqa: S311 (jitter, not secrecy)
+    if exc.retry_after:
+        delay = max(delay, min(exc.retry_after, policy.max_seconds))
+    return delay
+
+
 def tenant_context(tenant_id: uuid.UUID, partner_id: uuid.UUID) -> TenantContext:
     return TenantContext(tenant_id=TenantId(tenant_id), partner_id=partner_id, principal=ENGINE)
 
@@ -153,22 +163,53 @@ def idempotency_key(run_id: uuid.UUID, step_key: str) -> str:
     return f"andon:{run_id}:{step_key}"
 
 
-# Compiled definitions by (workflow, version): a version never changes once saved, and every step of
-# every run of it would otherwise convert and compile the same definition again (twice a step).
-_COMPILED: dict[tuple[uuid.UUID, int], Compiled] = {}
+# Compiled definitions by (workflow, version), with the stored form they came from: a version never
+# changes once saved, and every step of every run of it would otherwise read, convert and compile the
+# same definition again (twice a step).
+_COMPILED: dict[tuple[uuid.UUID, int], tuple[Compiled, dict[str, Any]]] = {}
 _COMPILED_MAX = 512
 
 
 def definition_of(run: WorkflowRun) -> Compiled:
     # Checked when the workflow was saved; the run keeps that definition as it was.
     key = (run.workflow_id, run.version)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = Compiled(msgspec.convert(run.definition, Definition))
+    cached = _COMPILED.get(key)
+    if cached is None:
+        assert run.definition is not None, "a run read without its definition: load it first (with_definition)"
+        cached = (Compiled(msgspec.convert(run.definition, Definition)), run.definition)
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
-        _COMPILED[key] = compiled
-    return compiled
+        _COMPILED[key] = cached
+    return cached[0]
+
+
+def compiled_workflow(
+    workflow_id: uuid.UUID, version: int, definition: dict[str, Any]
+) -> tuple[Compiled, dict[str, Any]]:
+    """A workflow version's compiled definition and the form its runs store, compiled once per
+    process (the same cache as ``definition_of``: a run's key is its workflow's)."""
+    key = (workflow_id, version)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        compiled = compile_definition(definition)
+        cached = (compiled, compiled.to_builtins())
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = cached
+    return cached
+
+
+async def with_definition(runs: RunRepository, run: WorkflowRun) -> Compiled:
+    """The compiled definition of a run read without it (``RunRepository.locked``): from this
+    process's cache, or read once. The run carries it from then on."""
+    cached = _COMPILED.get((run.workflow_id, run.version))
+    if cached is not None:
+        run.definition = cached[1]
+        return cached[0]
+    definition = await runs.definition(run.id)
+    assert definition is not None  # the caller holds the run (its row was just read)
+    run.definition = definition
+    return definition_of(run)
 
 
 def step_context(run: WorkflowRun) -> dict[str, Any]:
@@ -215,14 +256,16 @@ class Executor:
         async with self.sessionmaker() as session, session.begin():
             await bind_tenant(session, tenant.tenant_id, ENGINE)
             steps = StepRunRepository(session, tenant)
-            step_run = await steps.claim(message.run_id, message.step_key, message.attempt, now, now + self.lease)
-            if step_run is None:
+            claimed = await steps.claim_with_run(
+                message.run_id, message.step_key, message.attempt, now, now + self.lease
+            )
+            if claimed is None:
                 return None  # a repeat message, or a step another worker holds
-            run = await RunRepository(session, tenant).get(message.run_id)
+            step_run, run = claimed
             if run is None or run.status != "running":
                 await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
                 return None
-            step = definition_of(run).step(step_run.step_key)
+            step = (await with_definition(RunRepository(session, tenant), run)).step(step_run.step_key)
             if (
                 isinstance(step, ActionStep | LookupStep)
                 and step.timeout_seconds + LEASE_MARGIN > self.lease.total_seconds()
@@ -234,12 +277,11 @@ class Executor:
             effect_done: Any = None
             if isinstance(step, ActionStep) and step_run.wake != "task":
                 effect_key = idempotency_key(run.id, step.key)
-                effect = await EffectRepository(session, tenant).begin(
-                    effect_key, {"run_id": run.id, "step_key": step.key, "capability": step.capability}
+                status, response = await EffectRepository(session, tenant).start(
+                    effect_key, run.id, step.key, step.capability, now
                 )
-                if effect.status == "completed":
-                    effect_done = effect.response if effect.response is not None else {}
-            session.expunge_all()
+                if status == "completed":
+                    effect_done = response if response is not None else {}
             return run, step_run, step, effect_key, effect_done
 
     async def _work(
@@ -333,7 +375,7 @@ class Executor:
             if exc.kind == NOT_FOUND and step.on_empty:
                 return Outcome("succeeded", None, next=[step.on_empty])
             if exc.kind not in step.retry.non_retryable and step_run.attempt < step.retry.max_attempts:
-                delay = step.retry.delay(step_run.attempt, random.random())  # noqa: S311 (jitter, not secrecy)
+                delay = retry_delay(step.retry, step_run.attempt, exc)
                 return Outcome(
                     "scheduled", error=str(exc), error_kind=exc.kind, timer=("retry", now + timedelta(seconds=delay))
                 )
@@ -443,7 +485,7 @@ class Executor:
                 return Outcome("succeeded", {"fallback": True, "error": str(exc)}, next=[step.fallback])
             retryable = exc.kind not in step.retry.non_retryable
             if retryable and step_run.attempt < step.retry.max_attempts:
-                delay = step.retry.delay(step_run.attempt, random.random())  # noqa: S311 (jitter, not secrecy)
+                delay = retry_delay(step.retry, step_run.attempt, exc)
                 return Outcome(
                     "scheduled", error=str(exc), error_kind=exc.kind, timer=("retry", now + timedelta(seconds=delay))
                 )
@@ -471,80 +513,111 @@ class Executor:
         now = utcnow()
         async with self.sessionmaker() as session, session.begin():
             await bind_tenant(session, tenant.tenant_id, ENGINE)
-            await lock_name(session, f"run:{message.run_id}")
+            runs = RunRepository(session, tenant)
             steps = StepRunRepository(session, tenant)
-            step_run = await steps.by_key(message.run_id, message.step_key)
-            if step_run is None or step_run.status != RUNNING or step_run.attempt != message.attempt:
-                return []  # the lease ran out and another worker took the step over
-            run = await RunRepository(session, tenant).for_update(message.run_id)
-            assert run is not None
-            values: dict[str, Any] = {"lease_until": None, "error": outcome.error, "error_kind": outcome.error_kind}
-            if outcome.effect_response is not None:
-                # Recorded whatever became of the run: the call was made, and a retry must not repeat it.
-                await self._effect_completed(session, tenant, run.id, step.key, outcome.effect_response, now)
+            # The run's row lock, and the run as it stands under it (its context is current).
+            run = await runs.locked(message.run_id)
+            if run is None:
+                return []  # deleted with its workflow meanwhile
+            await with_definition(runs, run)
             if run.status != "running":
                 # The run failed (another branch) or was cancelled while this step worked: the step's
                 # outcome does not move the run; a held step runs again if the run is retried.
-                await steps.move(step_run.id, RUNNING, message.attempt, **stopped_by(run, now))
+                if await steps.move_key(run.id, step.key, RUNNING, message.attempt, **stopped_by(run, now)):
+                    await self._effect_completed(session, tenant, run.id, step.key, outcome, now)
                 return []
-            started: list[StepMessage] = []
-            if outcome.child is not None:
-                outcome, started = await start_child(session, tenant, run, *outcome.child, now)
-                values.update(error=outcome.error, error_kind=outcome.error_kind)
-            if outcome.status == "succeeded":
-                values.update(status=SUCCEEDED, output=outcome.output, finished_at=now)
-            elif outcome.status == "failed":
-                values.update(status=FAILED, finished_at=now)
-            elif outcome.status == "scheduled":
-                values.update(status=SCHEDULED, attempt=step_run.attempt + 1)
-            else:
-                values.update(status=WAITING)
-                if outcome.wait:
-                    values.update(wait_type=outcome.wait[0], correlation=outcome.wait[1])
-                if outcome.task is not None:
-                    # Its step may name the assignee: nobody who can do it leaves a note, not a failure.
-                    note = await assign_from_definition(session, tenant, outcome.task, step, step_context(run), now)
-                    if note is not None:
-                        values.update(error=note, error_kind="unassigned")
-            if not await steps.move(step_run.id, RUNNING, message.attempt, **values):
-                return []
-            attempt = step_run.attempt + 1 if outcome.status == "scheduled" else step_run.attempt
-            for kind, fire_at in ([outcome.timer] if outcome.timer else []) + outcome.also:
-                await TimerRepository(session, tenant).add(
-                    Timer(
-                        run_id=run.id,
-                        partner_id=tenant.partner_id,
-                        step_key=step.key,
-                        kind=kind,
-                        attempt=attempt,
-                        fire_at=fire_at,
-                    )
-                )
-            if outcome.close_tasks:
-                await TaskRepository(session, tenant).close_for_step(run.id, step.key, outcome.close_tasks, now)
+            gained = set(run.context.get("steps", {}))
+            state = (run.status, run.finished_at, run.error)
+            messages = await self._settle(session, tenant, message, run, step, outcome, now)
+            if messages is None:
+                return []  # the lease ran out and another worker took the step over
+            outputs = {k: v for k, v in run.context.get("steps", {}).items() if k not in gained}
+            if outputs or (run.status, run.finished_at, run.error) != state:
+                await runs.save(run, outputs, now)
+            return messages
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        tenant: TenantContext,
+        message: StepMessage,
+        run: WorkflowRun,
+        step: Step,
+        outcome: Outcome,
+        now: datetime,
+    ) -> list[StepMessage] | None:
+        """The step moved to its outcome (compare-and-set), and what follows from it, under the run's
+        lock; None when the step is no longer this worker's. Changes ``run`` (status, context) for the
+        caller to write."""
+        steps = StepRunRepository(session, tenant)
+        values: dict[str, Any] = {"lease_until": None, "error": outcome.error, "error_kind": outcome.error_kind}
+        started: list[StepMessage] = []
+        # These write more than the step (a child run, a task's assignment) before it moves: only for
+        # a step that is still this worker's.
+        if (outcome.child is not None or outcome.task is not None) and await steps.state(run.id, step.key) != (
+            RUNNING,
+            message.attempt,
+        ):
+            return None
+        if outcome.child is not None:
+            outcome, started = await start_child(session, tenant, run, *outcome.child, now)
+            values.update(error=outcome.error, error_kind=outcome.error_kind)
+        if outcome.status == "succeeded":
+            values.update(status=SUCCEEDED, output=outcome.output, finished_at=now)
+        elif outcome.status == "failed":
+            values.update(status=FAILED, finished_at=now)
+        elif outcome.status == "scheduled":
+            values.update(status=SCHEDULED, attempt=message.attempt + 1)
+        else:
+            values.update(status=WAITING)
+            if outcome.wait:
+                values.update(wait_type=outcome.wait[0], correlation=outcome.wait[1])
             if outcome.task is not None:
-                await TaskRepository(session, tenant).add(outcome.task)
-                if outcome.task.kind == "fallback":
-                    await raise_step_alert(
-                        session,
-                        tenant,
-                        run_id=run.id,
-                        step_key=step.key,
-                        title=f"{run.workflow_key}: {step.title or step.key} failed ({outcome.error}); by hand now",
-                        site_id=run.site_id,
-                        incident_id=run.incident_id,
-                        now=now,
-                    )
-            if outcome.status == "failed":
-                run.status, run.finished_at = "failed", now
-                run.error = f"{step.key}: {outcome.error}"
-                return await run_ended(session, tenant, run, now)
-            if outcome.status != "succeeded":
-                return started
-            if isinstance(step, EscalateStep):
-                ladder_id = uuid.UUID(outcome.output["escalation_id"])
-                await start_ladder(session, tenant, run, step.key, step.levels, now, escalation_id=ladder_id)
-            return started + await advance(session, tenant, run, step, outcome.output, outcome.next, now)
+                # Its step may name the assignee: nobody who can do it leaves a note, not a failure.
+                note = await assign_from_definition(session, tenant, outcome.task, step, step_context(run), now)
+                if note is not None:
+                    values.update(error=note, error_kind="unassigned")
+        if not await steps.move_key(run.id, step.key, RUNNING, message.attempt, **values):
+            return None
+        # Recorded whatever becomes of the run: the call was made, and a retry must not repeat it.
+        await self._effect_completed(session, tenant, run.id, step.key, outcome, now)
+        attempt = message.attempt + 1 if outcome.status == "scheduled" else message.attempt
+        for kind, fire_at in ([outcome.timer] if outcome.timer else []) + outcome.also:
+            await TimerRepository(session, tenant).add(
+                Timer(
+                    run_id=run.id,
+                    partner_id=tenant.partner_id,
+                    step_key=step.key,
+                    kind=kind,
+                    attempt=attempt,
+                    fire_at=fire_at,
+                )
+            )
+        if outcome.close_tasks:
+            await TaskRepository(session, tenant).close_for_step(run.id, step.key, outcome.close_tasks, now)
+        if outcome.task is not None:
+            await TaskRepository(session, tenant).add(outcome.task)
+            if outcome.task.kind == "fallback":
+                await raise_step_alert(
+                    session,
+                    tenant,
+                    run_id=run.id,
+                    step_key=step.key,
+                    title=f"{run.workflow_key}: {step.title or step.key} failed ({outcome.error}); by hand now",
+                    site_id=run.site_id,
+                    incident_id=run.incident_id,
+                    now=now,
+                )
+        if outcome.status == "failed":
+            run.status, run.finished_at = "failed", now
+            run.error = f"{step.key}: {outcome.error}"
+            return await run_ended(session, tenant, run, now)
+        if outcome.status != "succeeded":
+            return started
+        if isinstance(step, EscalateStep):
+            ladder_id = uuid.UUID(outcome.output["escalation_id"])
+            await start_ladder(session, tenant, run, step.key, step.levels, now, escalation_id=ladder_id)
+        return started + await advance(session, tenant, run, step, outcome.output, outcome.next, now)
 
     async def _effect_completed(
         self,
@@ -552,10 +625,13 @@ class Executor:
         tenant: TenantContext,
         run_id: uuid.UUID,
         step_key: str,
-        response: Any,
+        outcome: Outcome,
         now: datetime,
     ) -> None:
-        await EffectRepository(session, tenant).complete(idempotency_key(run_id, step_key), response, now)
+        if outcome.effect_response is not None:
+            await EffectRepository(session, tenant).complete(
+                idempotency_key(run_id, step_key), outcome.effect_response, now
+            )
 
 
 def stopped_by(run: WorkflowRun | None, now: datetime) -> dict[str, Any]:
@@ -638,35 +714,36 @@ async def advance(
                 if not all(done.get(k) in STEP_PASSED for k in following.after):
                     continue  # the last branch to arrive queues the join
             ready.append((key, kind_of(following)))
-        for key in await steps.queue(run.id, _partner(tenant), ready, now):
+        waiting: list[tuple[str, str]] = []
+        for index, (key, kind) in enumerate(ready):
             following = compiled.step(key)
             if not isinstance(following, PURE) or inline >= INLINE_LIMIT:
-                queued.append(key)
+                waiting.append((key, kind))
                 continue
+            # Queued, claimed, worked and completed at once: one row written with its outcome.
+            outcome = pure_outcome(following, step_context(run))
+            if not await steps.settled(run.id, _partner(tenant), key, kind, now, **_settled_values(outcome)):
+                continue  # the run has it already (a join reached by its second branch)
             inline += 1
-            outcome = await _run_inline(steps, run, following, now)
             if outcome.status == "failed":
                 run.status, run.finished_at = "failed", now
                 run.error = f"{following.key}: {outcome.error}"
-                # The queued steps meet the failed run and are held.
+                # The other steps that follow are queued as usual: they meet the failed run and are
+                # held, to run if the run is retried.
+                queued += await steps.queue(run.id, _partner(tenant), waiting + ready[index + 1 :], now)
                 return _messages(tenant, run, queued) + await run_ended(session, tenant, run, now)
             passed.append((following, outcome.output, outcome.next))
-    if not queued and await steps.unfinished(run.id) == 0 and not await steps.blocking(run.id):
+        queued += await steps.queue(run.id, _partner(tenant), waiting, now)
+    if not queued and await steps.remaining(run.id) == (0, 0):
         run.status, run.finished_at = "succeeded", now
         return await run_ended(session, tenant, run, now)
     return _messages(tenant, run, queued)
 
 
-async def _run_inline(steps: StepRunRepository, run: WorkflowRun, step: Step, now: datetime) -> Outcome:
-    """A pure step just queued, claimed, worked and completed in the caller's transaction."""
-    outcome = pure_outcome(step, step_context(run))
+def _settled_values(outcome: Outcome) -> dict[str, Any]:
     if outcome.status == "succeeded":
-        values: dict[str, Any] = {"status": SUCCEEDED, "output": outcome.output}
-    else:
-        values = {"status": FAILED, "error": outcome.error, "error_kind": outcome.error_kind}
-    settled = await steps.settle_queued(run.id, step.key, now, **values)
-    assert settled  # queued a moment ago in this transaction, under the run's lock
-    return outcome
+        return {"status": SUCCEEDED, "output": outcome.output, "error": None, "error_kind": None}
+    return {"status": FAILED, "output": None, "error": outcome.error, "error_kind": outcome.error_kind}
 
 
 def _messages(tenant: TenantContext, run: WorkflowRun, keys: list[str]) -> list[StepMessage]:

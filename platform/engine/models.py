@@ -46,9 +46,16 @@ class Workflow(TenantOwnedMixin, Base):
     # The event type that starts a run, and a CEL filter over ``event`` and ``alert`` (None: every one).
     trigger_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
     trigger_filter: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # More event types that start it (a template with several triggers), as ",type,type," so the
+    # trigger lookup is one indexed column and one LIKE on both databases.
+    more_trigger_types: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     params: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+    @property
+    def also_triggered_by(self) -> list[str]:
+        return [t for t in (self.more_trigger_types or "").split(",") if t]
 
 
 class WorkflowRun(TenantOwnedMixin, Base):

@@ -18,10 +18,16 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.alerts.models import Alert
-from andon.platform.db.scope import lock_name
-from andon.platform.engine.definition import Compiled, compile_definition
+from andon.platform.engine.definition import Compiled
 from andon.platform.engine.escalation import RUN_LADDER, acknowledge_run, start_ladder
-from andon.platform.engine.executor import StepMessage, advance, definition_of, kind_of, run_ended
+from andon.platform.engine.executor import (
+    StepMessage,
+    advance,
+    compiled_workflow,
+    definition_of,
+    kind_of,
+    run_ended,
+)
 from andon.platform.engine.expressions import ExpressionError, evaluate
 from andon.platform.engine.models import (
     CANCELLED,
@@ -95,13 +101,13 @@ async def start_run(
 ) -> tuple[WorkflowRun, list[StepMessage]]:
     """A run of the workflow, its first step queued, its SLA clocks and run-wide ladder started.
     ``site_id`` places a run started by hand (an event's run takes the event's site)."""
-    compiled = compile_definition(workflow.definition)
+    compiled, stored = compiled_workflow(workflow.id, workflow.version, workflow.definition)
     run = await RunRepository(session, tenant).add(
         WorkflowRun(
             workflow_id=workflow.id,
             workflow_key=workflow.key,
             version=workflow.version,
-            definition=compiled.to_builtins(),
+            definition=stored,
             status="running",
             context={**context, "params": workflow.params, "steps": {}},
             trigger_event_id=event.id if event else None,
@@ -217,7 +223,8 @@ class RunControl:
         self.woken: list[StepMessage] = []
 
     async def _run(self, run_id: uuid.UUID) -> WorkflowRun:
-        await lock_name(self.session, f"run:{run_id}")
+        # The run's row lock, which a completing step and a task's assignment take too.
+        await self.runs.lock(run_id)
         run = await self.runs.for_update(run_id)
         if run is None:
             raise NotFoundError(f"run {run_id} not found")

@@ -23,6 +23,10 @@ class WorkflowCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     trigger_type: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     # CEL over ``event``, ``alert`` and ``params``; a run starts only when it is true.
     trigger_filter: Expression | None = None
+    # More event types that start it; the filter sees ``event.type`` to tell them apart.
+    also_triggered_by: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=255)]], msgspec.Meta(max_length=9)
+    ] = []
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     enabled: bool = True
 
@@ -53,6 +57,7 @@ class WorkflowRead(msgspec.Struct, kw_only=True):
     name: str
     trigger_type: str | None
     trigger_filter: str | None
+    also_triggered_by: list[str]
     definition: dict[str, Any]
     params: dict[str, Any]
     enabled: bool

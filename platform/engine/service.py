@@ -117,6 +117,11 @@ class WorkflowService:
     async def list(self, *, limit: int, offset: int) -> tuple[Sequence[Workflow], int]:
         return await self.repo.page(limit=limit, offset=offset)
 
+    async def latest(self, key: str) -> Workflow | None:
+        """The newest version of the workflow ``key``, if the tenant has one."""
+        versions = await self.repo.list(Workflow.key == key, limit=1000)
+        return max(versions, key=lambda w: w.version, default=None)
+
     @staticmethod
     def _check_trigger(trigger_type: str | None, trigger_filter: str | None) -> None:
         if trigger_type is not None and trigger_type not in CATALOGUE:
@@ -147,6 +152,11 @@ class WorkflowService:
 
     async def create(self, data: WorkflowCreate) -> Workflow:
         self._check_trigger(data.trigger_type, data.trigger_filter)
+        for index, more in enumerate(data.also_triggered_by):
+            if data.trigger_type is None:
+                raise field_error("also_triggered_by", "a workflow without a trigger_type has no other triggers")
+            if more not in CATALOGUE:
+                raise field_error(f"also_triggered_by[{index}]", "unknown event type; see GET /api/v1/event-types")
         compiled = compile_definition(data.definition)
         await self._check_people(compiled)
         await self._check_subflows(data.key, compiled)
@@ -158,6 +168,7 @@ class WorkflowService:
                 name=data.name,
                 trigger_type=data.trigger_type,
                 trigger_filter=data.trigger_filter,
+                more_trigger_types=",".join(["", *data.also_triggered_by, ""]) if data.also_triggered_by else None,
                 definition=compiled.to_builtins(),
                 params=data.params,
                 enabled=data.enabled,

@@ -57,7 +57,11 @@ class WorkerDatabase:
 
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         if self._sessionmaker is None:
-            self._engine = create_engine(self.settings.database)
+            # Every step and event is a message: a dropped connection fails one message (steps are
+            # swept and sent again, events retried), which is cheaper than a ping per transaction.
+            self._engine = create_engine(
+                self.settings.database, pool_size=self.settings.workers.threads + 2, pre_ping=False
+            )
             self._sessionmaker = create_sessionmaker(self._engine)
         return self._sessionmaker
 

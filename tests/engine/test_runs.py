@@ -361,3 +361,43 @@ async def test_a_step_that_breaks_fails_with_its_error_instead_of_hanging(
     step = _steps(detail)["check"]
     assert (step["status"], step["error_kind"]) == ("failed", "internal") and "ZeroDivisionError" in step["error"]
     assert detail["run"]["status"] == "failed"
+
+
+async def test_a_workflow_started_by_several_event_types_runs_for_each_and_tells_them_apart(
+    app: Litestar, api: httpx.AsyncClient, world: World
+) -> None:
+    c = world.a.customer
+    definition = {"steps": [{"key": "which", "kind": "set", "values": {"type": "event.type"}}]}
+    made = await _workflow(
+        api,
+        c,
+        definition,
+        trigger_type=ALARM,
+        also_triggered_by=["dev.andon.downtime.started.v1", "dev.andon.machine.state_changed.v1"],
+        # Each trigger with its own condition, as a deployed template's filter has them.
+        trigger_filter="event.type != 'dev.andon.machine.state_changed.v1' || event.data.state == 'fault'",
+    )
+    assert made["also_triggered_by"] == ["dev.andon.downtime.started.v1", "dev.andon.machine.state_changed.v1"]
+    base = {"specversion": "1.0", "source": "urn:plc:press", "subject": "Press 1"}
+    events = [
+        {**base, "id": "e1", "type": ALARM, "severity": "high", "data": {"code": "E1", "message": "hot"}},
+        {**base, "id": "e2", "type": "dev.andon.downtime.started.v1", "severity": "high", "data": {"reason": "jam"}},
+        {**base, "id": "e3", "type": "dev.andon.machine.state_changed.v1", "data": {"state": "fault"}},
+        {**base, "id": "e4", "type": "dev.andon.machine.state_changed.v1", "data": {"state": "running"}},
+        {**base, "id": "e5", "type": "dev.andon.downtime.ended.v1", "data": {}},
+    ]
+    for event in events:
+        r = await api.post("/api/v1/events", headers={**auth(c.key), **STRUCTURED}, json=event)
+        assert r.status_code == 201, r.text
+    await relay_all(app)
+    with running_worker(app):
+        drain(app)
+    runs = (await api.get(f"{_base(c)}/runs/", headers=auth(c.key))).json()["items"]
+    started = sorted([(await _run(api, c, r["id"]))["context"]["steps"]["which"]["type"] for r in runs])
+    assert started == sorted([ALARM, "dev.andon.downtime.started.v1", "dev.andon.machine.state_changed.v1"])
+    refused = await api.post(
+        f"{_base(c)}/workflows/",
+        headers=auth(c.key),
+        json={"key": "x", "name": "X", "definition": definition, "trigger_type": ALARM, "also_triggered_by": ["nope"]},
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "also_triggered_by[0]"
