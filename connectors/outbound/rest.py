@@ -21,7 +21,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 import andon
 from andon.connectors.egress import EgressError, EgressResponse
 from andon.connectors.outbound.errors import ConnectorError, from_egress, from_status
-from andon.connectors.outbound.types import Capability, ConnectorType, SecretField, Using
+from andon.connectors.outbound.types import Capability, Checker, ConnectorType, SecretField, Using
 from andon.platform.engine.capabilities import FORBIDDEN, INVALID
 
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,99}$")]
@@ -196,25 +196,31 @@ async def _request(using: Using, inputs: RestRequest) -> Any:
     return answer(using.name, await send(using, inputs))
 
 
-async def _check(using: Using) -> list[tuple[str, bool, str]]:
-    config: RestConfig = using.config
-    steps: list[tuple[str, bool, str]] = []
-    if config.auth == "oauth2_client_credentials":
+def reach_check(probe: RestRequest) -> Checker:
+    """A connection check: a token first (OAuth2), then ``probe``; 404 still proves the system answered."""
+
+    async def check(using: Using) -> list[tuple[str, bool, str]]:
+        config: RestConfig = using.config
+        steps: list[tuple[str, bool, str]] = []
+        if config.auth == "oauth2_client_credentials":
+            try:
+                TOKENS.forget((using.connection_id, config.client_id, config.scope))
+                await TOKENS.token(using)
+                steps.append(("get an OAuth2 token", True, "the token endpoint issued a token"))
+            except ConnectorError as exc:
+                return [("get an OAuth2 token", False, str(exc))]
+        what = f"reach {probe.path}" if probe.path else "reach the base URL"
         try:
-            TOKENS.forget((using.connection_id, config.client_id, config.scope))
-            await TOKENS.token(using)
-            steps.append(("get an OAuth2 token", True, "the token endpoint issued a token"))
+            response = await send(using, probe)
         except ConnectorError as exc:
-            return [("get an OAuth2 token", False, str(exc))]
-    try:
-        response = await send(using, RestRequest(method="GET"))
-    except ConnectorError as exc:
-        return [*steps, ("reach the base URL", False, str(exc))]
-    ok = response.status < 400 or response.status == 404
-    detail = f"answered {response.status} in {response.elapsed_ms:g} ms"
-    if response.status in (401, 403):
-        detail += ": the credentials were refused"
-    return [*steps, ("reach the base URL", ok, detail)]
+            return [*steps, (what, False, str(exc))]
+        ok = response.status < 400 or response.status == 404
+        detail = f"answered {response.status} in {response.elapsed_ms:g} ms"
+        if response.status in (401, 403):
+            detail += ": the credentials were refused"
+        return [*steps, (what, ok, detail)]
+
+    return check
 
 
 def _auth_is(*kinds: str) -> Any:
@@ -233,5 +239,5 @@ REST = ConnectorType(
         SecretField("client_secret", "OAuth2 client secret", _auth_is("oauth2_client_credentials")),
     ),
     capabilities={"request": Capability("request", "Call an endpoint", RestRequest, _request)},
-    check=_check,
+    check=reach_check(RestRequest(method="GET")),
 )

@@ -26,6 +26,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from andon.connectors.egress import Egress, EgressLimits
+from andon.connectors.onprem.calls import RedisRelayCalls, RelayCalls
+from andon.connectors.onprem.protocol import CallMessage
 from andon.connectors.outbound.catalogue import CONNECTOR_TYPES
 from andon.connectors.outbound.errors import ConnectorError
 from andon.connectors.outbound.models import ConnectorCall, OutboundConnection
@@ -125,8 +127,11 @@ class OutboundCalls:
         allow_private: bool = False,
         egress: Egress | None = None,
         clock: Callable[[], float] = time.monotonic,
+        relay: RelayCalls | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # Runs calls on relay targets through the customer's on-premise agent (None: no relay here).
+        self.relay = relay
         self.box = box
         # Development and tests reach systems on this machine; production only relay targets.
         self.allow_private = allow_private
@@ -167,7 +172,7 @@ class OutboundCalls:
                 raise ConnectorError(f"no outbound connection with key {key}", NOT_FOUND)
             if not row.enabled:
                 raise ConnectorError(f"the connection {key} is turned off", UNAVAILABLE)
-            if row.relay_target:
+            if row.relay_target and self.relay is None:
                 # Such a system sits inside the plant's network: only the on-premise relay agent may
                 # reach it, never Andon's own servers (its address would be an SSRF hole here).
                 raise ConnectorError(
@@ -202,7 +207,9 @@ class OutboundCalls:
             offered = ", ".join(sorted(opened.type.capabilities))
             raise ConnectorError(f"{opened.type.title} connections offer {offered}, not {capability}", INVALID)
         try:
-            parsed = msgspec.convert(inputs, spec.inputs)
+            # A workflow renders its inputs from templates, so a number or a flag arrives as its text
+            # ("4", "true"): it is read as the type the capability declares.
+            parsed = msgspec.convert(inputs, spec.inputs, strict=False)
         except msgspec.ValidationError as exc:
             raise ConnectorError(f"inputs: {exc}", INVALID) from None
         summary = redact(msgspec.json.encode(inputs).decode(errors="replace"), opened.secrets)[:500]
@@ -226,7 +233,12 @@ class OutboundCalls:
                     retry_after=limited,
                 )
             try:
-                result = await spec.handler(self.using(opened, idempotency_key, within), parsed)
+                if opened.relay_target and self.relay is not None:
+                    result = await self.relay.call(
+                        tenant.tenant_id, relay_call(opened, capability, parsed, idempotency_key, within)
+                    )
+                else:
+                    result = await spec.handler(self.using(opened, idempotency_key, within), parsed)
             except CapabilityError as exc:
                 if exc.kind in _COUNTS_FOR_BREAKER:
                     self.breakers.failed(opened.id)
@@ -310,13 +322,34 @@ class OutboundCalls:
             log.warning("connector_call_not_recorded", connection=opened.key, error=type(exc).__name__)
 
 
+def relay_call(opened: Opened, capability: str, inputs: Any, idempotency_key: str, within: float | None) -> CallMessage:
+    """A call for the plant's relay agent to run with the connection's own type (``connectors/onprem``)."""
+    return CallMessage(
+        id=str(uuid.uuid4()),
+        connection_id=str(opened.id),
+        name=opened.name,
+        connector_type=opened.type.key,
+        config=msgspec.to_builtins(opened.config),
+        secrets=opened.secrets,
+        capability=capability,
+        inputs=msgspec.to_builtins(inputs),
+        idempotency_key=idempotency_key,
+        timeout_seconds=min(within, opened.timeout_seconds) if within else opened.timeout_seconds,
+    )
+
+
 def engine_connections(
-    settings: Settings, box: SecretBox
+    settings: Settings, box: SecretBox, local_relay: RelayCalls | None = None
 ) -> Callable[[async_sessionmaker[AsyncSession]], OutboundCalls]:
-    """What a worker routes ``<key>.<capability>`` names to, made inside its own event loop."""
+    """What a worker routes ``<key>.<capability>`` names to, made inside its own event loop. Relay
+    targets go through Redis to whichever web process holds the agent, or, without Redis, to this
+    process's own agents (``local_relay``)."""
 
     def made(sessionmaker: async_sessionmaker[AsyncSession]) -> OutboundCalls:
         allowed = settings.private_networks_allowed(settings.connectors.allow_private_networks)
-        return OutboundCalls(sessionmaker, box, allow_private=allowed)
+        relay = local_relay
+        if settings.redis.url:
+            relay = RedisRelayCalls(settings.redis.url, settings.redis.namespace, box)
+        return OutboundCalls(sessionmaker, box, allow_private=allowed, relay=relay)
 
     return made

@@ -181,3 +181,13 @@ class OutboundConnectionAdmin:
         kind = connector_type(connection.type)
         config = self.config_of(connection)
         return [n for n in kind.needed_secrets(config) if n not in (connection.secrets_sealed or {})]
+
+
+async def offered_capabilities(session: AsyncSession, tenant: TenantContext, key: str) -> tuple[str, set[str]] | None:
+    """The type and capability names of the tenant's connection ``key`` (for binding a template's
+    requirements to it), or None when the tenant has no such connection."""
+    connection = await OutboundConnectionRepository(session, tenant).by_key(key)
+    if connection is None:
+        return None
+    kind = CONNECTOR_TYPES.get(connection.type)
+    return connection.type, set(kind.capabilities) if kind else set()

@@ -4,6 +4,8 @@
 - ``mqtt``: Andon subscribes to a topic filter on the plant's broker (edge gateways publish per site).
 - ``rest_poll``: Andon fetches a vendor's REST endpoint on a schedule, resuming from a stored cursor.
 - ``drop_folder``: Andon picks up CSV / JSON files a system drops in a folder (an SFTP landing area).
+- ``relay``: an ``andon relay`` agent inside the plant connects out to Andon and forwards what local
+  systems post to it (``connectors/onprem/``); its secret is the agent's token.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from jmespath.exceptions import JMESPathError
 
 from andon.platform.http.errors import ValidationFailedError
 
-Kind = Literal["webhook", "mqtt", "rest_poll", "drop_folder"]
-KINDS: tuple[str, ...] = ("webhook", "mqtt", "rest_poll", "drop_folder")
+Kind = Literal["webhook", "mqtt", "rest_poll", "drop_folder", "relay"]
+KINDS: tuple[str, ...] = ("webhook", "mqtt", "rest_poll", "drop_folder", "relay")
 # Kinds Andon fetches on a schedule (the others push, or are pushed to by a broker).
 POLLED = frozenset({"rest_poll", "drop_folder"})
 
@@ -29,6 +31,10 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
 class WebhookConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class RelayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
@@ -106,6 +112,7 @@ CONFIGS: dict[str, type[msgspec.Struct]] = {
     "mqtt": MqttConfig,
     "rest_poll": RestPollConfig,
     "drop_folder": DropFolderConfig,
+    "relay": RelayConfig,
 }
 
 

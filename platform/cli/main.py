@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from andon.platform.cli.secrets import secrets
+from andon.platform.cli.templates import templates
 from andon.platform.config.settings import DatabaseSettings, Settings
 
 
@@ -66,6 +67,46 @@ def scheduler() -> None:
     from andon.platform.workers.processes import run_scheduler
 
     asyncio.run(run_scheduler(Settings()))
+
+
+@cli.command()
+@click.option("--url", required=True, help="Andon's relay endpoint: wss://<andon host>/api/v1/relay/connect")
+@click.option("--token", required=True, envvar="ANDON_RELAY_TOKEN", help="The relay connection's token.")
+@click.option("--listen", default="127.0.0.1:8088", show_default=True, help="host:port for the plant's systems.")
+@click.option("--queue-dir", required=True, type=click.Path(path_type=Path), help="Where the queue file lives.")
+@click.option("--max-queue-events", default=100_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-queue-mb", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--window", default=8, show_default=True, type=click.IntRange(1, 1000), help="Events sent ahead of acks.")
+@click.option("--max-backoff", default=30.0, show_default=True, type=click.FloatRange(min=0.1))
+def relay(
+    url: str,
+    token: str,
+    listen: str,
+    queue_dir: Path,
+    max_queue_events: int,
+    max_queue_mb: int,
+    window: int,
+    max_backoff: float,
+) -> None:
+    """Run the on-premise relay agent: take the plant's events locally, forward them to Andon."""
+    from andon.connectors.onprem.agent import AgentSettings, run_agent
+    from andon.connectors.onprem.forwarder import LinkSettings
+    from andon.platform.observability.logging import configure_logging
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("host:port, e.g. 0.0.0.0:8088", param_hint="--listen")
+    configure_logging("INFO", json=True)
+    link = LinkSettings(url=url, token=token, window=window, max_backoff=max_backoff)
+    settings = AgentSettings(
+        link=link,
+        queue_dir=queue_dir,
+        host=host,
+        port=int(port),
+        max_entries=max_queue_events,
+        max_bytes=max_queue_mb * 1024 * 1024,
+    )
+    asyncio.run(run_agent(settings))
 
 
 @cli.group()
@@ -135,6 +176,7 @@ def audit_verify() -> None:
 
 
 cli.add_command(secrets)
+cli.add_command(templates)
 
 
 if __name__ == "__main__":

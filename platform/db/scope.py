@@ -31,8 +31,12 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+_SET_CONFIG = text("SELECT set_config(:name, :value, true)")
+
+
 async def _set(session: AsyncSession, name: str, value: str) -> None:
-    await session.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    # Built once: every step's transactions begin here, and a new text() is compiled and keyed anew.
+    await session.execute(_SET_CONFIG, {"name": name, "value": value})
 
 
 # One round trip for the whole scope (every request begins with it).
@@ -60,6 +64,13 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID, principal: Pr
         raise PermissionError("a customer principal cannot be bound to another tenant")
     if is_postgres(session):
         await _set(session, TENANT_SETTING, str(tenant_id))
+
+
+async def unbind_tenant(session: AsyncSession) -> None:
+    """Leaves the tenant a partner's bulk operation was working in (the next customer is bound in turn,
+    and the partner's own rows are written outside any tenant)."""
+    if is_postgres(session):
+        await _set(session, TENANT_SETTING, "")
 
 
 async def allow_auth_lookup(session: AsyncSession) -> None:

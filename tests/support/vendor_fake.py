@@ -111,29 +111,41 @@ def vendor_fake() -> Iterator[VendorFake]:
                 with fake.lock:
                     fake.in_flight -= 1
             data = scripted.raw if scripted.raw is not None else json.dumps(scripted.body).encode()
-            try:
-                self.send_response(scripted.status)
-                self.send_header("content-type", "application/json")
-                for name, value in scripted.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a timeout test)
+            send_scripted(self, scripted, data, "application/json")
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serving(Handler) as url:
+        fake.url = url
+        yield fake
+
+
+def send_scripted(handler: BaseHTTPRequestHandler, scripted: Scripted, data: bytes, content_type: str) -> None:
+    """Writes a scripted answer; a client that already gave up (a timeout test) is not an error."""
+    try:
+        handler.send_response(scripted.status)
+        handler.send_header("content-type", content_type)
+        for name, value in scripted.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on a free local port for the test's duration; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield fake
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
