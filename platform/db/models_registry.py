@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
+    import andon.billing.usage.models
     import andon.connectors.outbound.models
     import andon.connectors.sources.models
     import andon.platform.alerts.models
@@ -18,6 +19,10 @@ def load_all_models() -> MetaData:
     import andon.platform.engine.models
     import andon.platform.events.models
     import andon.platform.identity.models
+    import andon.templates_catalog.deployments.defaults_models
+    import andon.templates_catalog.deployments.models
+    import andon.templates_catalog.library.models
+    import andon.templates_catalog.rollouts.models
     import andon.tenants.branding.models
     import andon.tenants.orgs.models
     import andon.tenants.plant.models  # noqa: F401

@@ -24,6 +24,8 @@ import andon
 from andon.connectors.ingress.cloudevents import CloudEventsController
 from andon.connectors.ingress.mqtt import MqttIngress
 from andon.connectors.ingress.pollers import PollScheduler
+from andon.connectors.onprem.controllers import ONPREM_HANDLERS
+from andon.connectors.onprem.server import RelayEndpoint
 from andon.connectors.outbound.controllers import OUTBOUND_CONTROLLERS
 from andon.connectors.outbound.runtime import OutboundCalls, engine_connections
 from andon.connectors.sources.controllers import HOOKS_PATH, SOURCE_CONTROLLERS
@@ -72,6 +74,10 @@ from andon.platform.tenancy.principal import Principal
 from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
 from andon.platform.workers.periodic import Periodic
+from andon.templates_catalog.deployments.controllers import DEPLOYMENT_CONTROLLERS
+from andon.templates_catalog.deployments.defaults_controllers import DEFAULTS_CONTROLLERS
+from andon.templates_catalog.library.controllers import TEMPLATE_CONTROLLERS
+from andon.templates_catalog.rollouts.controllers import ROLLOUT_CONTROLLERS
 from andon.tenants.access.controllers import (
     CustomerApiKeyController,
     CustomerAuditController,
@@ -153,6 +159,11 @@ def route_handlers() -> list[ControllerRouterHandler]:
         CloudEventsController,
         *SOURCE_CONTROLLERS,
         *OUTBOUND_CONTROLLERS,
+        *TEMPLATE_CONTROLLERS,
+        *DEPLOYMENT_CONTROLLERS,
+        *DEFAULTS_CONTROLLERS,
+        *ROLLOUT_CONTROLLERS,
+        *ONPREM_HANDLERS,
         CustomerAuditController,
     ]
 
@@ -206,13 +217,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
     state.capabilities = Capabilities()
+    # The on-premise relay agents that connect out from the plants (their events, and calls on the
+    # plants' systems).
+    state.onprem = RelayEndpoint(
+        state.sessionmaker,
+        state.secretbox,
+        limit=state.rate_limiter.check_events,
+        # The outbox relay is made further down; it is woken once it exists.
+        on_events=lambda: state.relay.wake(),
+        redis=settings.redis,
+    )
     # Calls to the customers' own systems, through the egress guard.
     state.outbound = OutboundCalls(
         state.sessionmaker,
         state.secretbox,
         allow_private=settings.private_networks_allowed(settings.connectors.allow_private_networks),
     )
-    declare_actors(state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox))
+    declare_actors(
+        state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox, state.onprem.calls)
+    )
     state.relay = Relay(state.sessionmaker, state.broker)
     # Ingress: verified API keys for a few seconds (forgotten at once when a key or an organisation
     # changes in this process), and events of concurrent requests committed together.
