@@ -34,6 +34,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("API keys", "/admin/api-keys", OrgKind.CUSTOMER, P.API_KEYS_READ),
     NavItem("Connections", "/admin/connections", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
     NavItem("Outbound", "/admin/outbound", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
+    NavItem("Workflows", "/admin/templates", OrgKind.CUSTOMER, P.WORKFLOWS_READ),
     NavItem("Audit trail", "/admin/audit", OrgKind.CUSTOMER, P.AUDIT_READ),
 )
 

@@ -11,6 +11,12 @@ from andon.frontend.customer.outbound import CustomerOutboundPageController
 from andon.frontend.customer.plant import CustomerPlantPageController
 from andon.frontend.customer.sign_in import CustomerSignInPageController
 from andon.frontend.customer.users import CustomerUsersPageController
+from andon.frontend.customer.workflow_templates import (
+    CustomerDeploymentsPageController,
+    CustomerTemplatesPageController,
+    DelegatedDeploymentsPageController,
+    DelegatedTemplatesPageController,
+)
 
 CUSTOMER_CONSOLE: list[type[Controller]] = [
     CustomerPlantPageController,
@@ -19,5 +25,10 @@ CUSTOMER_CONSOLE: list[type[Controller]] = [
     CustomerApiKeysPageController,
     CustomerConnectionsPageController,
     CustomerOutboundPageController,
+    CustomerTemplatesPageController,
+    CustomerDeploymentsPageController,
     CustomerAuditPageController,
+    # The same workflow pages for the partner's staff acting inside the customer (delegated).
+    DelegatedTemplatesPageController,
+    DelegatedDeploymentsPageController,
 ]

@@ -2,19 +2,17 @@
 e-mail, REST APIs, signed webhooks). Every act goes through ``OutboundConnectionAdmin``, which checks,
 seals and audits.
 
-A connection's settings form is drawn from its connector type's JSON Schema (``config_fields``): a
-string is a text box, an integer a number box, a boolean a checkbox, an enum a chooser, a map of
-strings (``headers``) a "Name: value" text area. Secrets are write-only: a password box that is never
-filled in, not even on the form that refused it, and afterwards only "set" or "not set"."""
+A connection's settings form is drawn from its connector type's JSON Schema (``config_fields``, by
+``frontend/schema_form.py``): a string is a text box, an integer a number box, a boolean a checkbox, an
+enum a chooser, a map of strings (``headers``) a "Name: value" text area. Secrets are write-only: a
+password box that is never filled in, not even on the form that refused it, and afterwards only "set"
+or "not set"."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -41,6 +39,7 @@ from andon.frontend.customer.console import (
 )
 from andon.frontend.flash import redirect_with_notice
 from andon.frontend.pages import Form, page
+from andon.frontend.schema_form import SchemaField, as_text, read_fields, schema_fields, whole
 from andon.platform.auth.rbac import P
 from andon.platform.http.errors import AndonError, NotFoundError
 from andon.platform.http.params import Caller, DbSession, PathId, Tenant
@@ -61,179 +60,11 @@ SWITCHES = ("enabled", "relay_target")
 DEFAULTS = {"timeout_seconds": "10", "rate_per_second": "10", "enabled": "on", "relay_target": ""}
 # The latest calls the connection's page shows.
 RECENT_CALLS = 25
-URL_PATTERN = "^https?://"
-_WORDS = {
-    "url": "URL",
-    "id": "ID",
-    "api": "API",
-    "smtp": "SMTP",
-    "oauth2": "OAuth2",
-    "tls": "TLS",
-    "starttls": "STARTTLS",
-}
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigField:
-    """One setting of a connector type as a form control (``name`` is the form's, ``config-<key>``)."""
-
-    key: str
-    name: str
-    label: str
-    widget: str  # text, number, checkbox, select, headers (a map of strings), lines (a list), json
-    required: bool
-    default: str
-    options: tuple[tuple[str, str], ...] = ()
-    # An enum's values by the option's text (an enum of numbers goes back as numbers).
-    choices: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    hint: str = ""
-    maxlength: int | None = None
-
-
-def _words(name: str) -> str:
-    """``base_url`` → "Base URL"; a schema's own title wins over this."""
-    parts = [_WORDS.get(p, p) for p in name.split("_")]
-    text = " ".join(parts)
-    return text[:1].upper() + text[1:]
-
-
-def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        resolved: Mapping[str, Any] = schema["$defs"][ref.removeprefix("#/$defs/")]
-        return resolved
-    return node
-
-
-def _as_text(value: Any, widget: str) -> str:
-    """A setting as the form's string."""
-    if value is None:
-        return ""
-    if widget == "checkbox":
-        return "on" if value else ""
-    if widget == "headers" and isinstance(value, Mapping):
-        return "\n".join(f"{k}: {v}" for k, v in value.items())
-    if widget == "lines" and isinstance(value, list):
-        return "\n".join(str(v) for v in value)
-    if widget == "json":
-        return json.dumps(value)
-    return str(value)
-
-
-def _field(schema: Mapping[str, Any], key: str, prop: Mapping[str, Any], required: bool) -> ConfigField:
-    node = _resolve(schema, prop)
-    if "anyOf" in node:  # ``X | None``: the first choice that is not null (an empty box is the default)
-        choices = [_resolve(schema, c) for c in node["anyOf"]]
-        node = next((c for c in choices if c.get("type") != "null"), {})
-    kind = node.get("type")
-    hints = [str(prop.get("description") or node.get("description") or "")]
-    options: tuple[tuple[str, str], ...] = ()
-    enum: dict[str, Any] = {}
-    if "enum" in node:
-        widget = "select"
-        enum = {str(v): v for v in node["enum"]}
-        options = tuple((text, _words(text)) for text in enum)
-    elif kind == "boolean":
-        widget = "checkbox"
-    elif kind == "integer":
-        widget = "number"
-        bounds = (node.get("minimum"), node.get("maximum"))
-        if None not in bounds:
-            hints.append(f"{bounds[0]} to {bounds[1]}.")
-    elif kind == "object" and node.get("additionalProperties", {}).get("type") == "string":
-        widget = "headers"
-        hints.append("One a line, as Name: value.")
-    elif kind == "array" and node.get("items", {}).get("type") == "string":
-        widget = "lines"
-        hints.append("One a line.")
-    elif kind == "string":
-        widget = "text"
-        pattern = str(node.get("pattern", ""))
-        if pattern.startswith(URL_PATTERN):
-            hints.append("A web address starting with https://")
-        elif "@" in pattern:
-            hints.append("An e-mail address.")
-    else:
-        widget = "json"
-        hints.append("As JSON.")
-    default = prop.get("default", node.get("default"))
-    return ConfigField(
-        key=key,
-        name=CONFIG_FIELD + key,
-        label=str(prop.get("title") or node.get("title") or _words(key)),
-        widget=widget,
-        required=required and "default" not in prop,
-        default=_as_text(default, widget),
-        options=options,
-        choices=enum,
-        hint=" ".join(h for h in hints if h),
-        maxlength=node.get("maxLength"),
-    )
-
-
-def config_fields(kind: ConnectorType) -> tuple[ConfigField, ...]:
+def config_fields(kind: ConnectorType) -> tuple[SchemaField, ...]:
     """A connector type's settings as form controls, in the order its config struct declares them."""
-    schema = kind.config_schema()
-    root = _resolve(schema, schema)
-    required = set(root.get("required", ()))
-    return tuple(_field(schema, k, p, k in required) for k, p in root.get("properties", {}).items())
-
-
-def _whole(raw: str, field: str, errors: dict[str, str]) -> int | str:
-    """A whole number typed into a form (left as typed, with a note, when it is not one)."""
-    try:
-        return int(raw)
-    except ValueError:
-        errors[field] = "a whole number"
-        return raw
-
-
-def _config_value(field: ConfigField, raw: str, errors: dict[str, str]) -> Any:
-    """One setting from the form as the config takes it; ``msgspec.UNSET`` leaves it at its default."""
-    if field.widget == "checkbox":
-        return raw == "on"
-    if not raw:
-        if field.required:
-            errors[field.name] = "required"
-        return msgspec.UNSET
-    if field.widget == "number":
-        return _whole(raw, field.name, errors)
-    if field.widget == "select":
-        return field.choices.get(raw, raw)  # a tampered choice: the service says why
-    if field.widget == "headers":
-        headers: dict[str, str] = {}
-        for line in raw.splitlines():
-            if not line.strip():
-                continue
-            name, colon, value = line.partition(":")
-            if not colon or not name.strip():
-                errors[field.name] = f"one a line, as Name: value (not “{line.strip()[:60]}”)"
-                continue
-            headers[name.strip()] = value.strip()
-        return headers
-    if field.widget == "lines":
-        return [line.strip() for line in raw.splitlines() if line.strip()]
-    if field.widget == "json":
-        try:
-            return json.loads(raw)
-        except ValueError:
-            errors[field.name] = "not valid JSON"
-            return msgspec.UNSET
-    return raw
-
-
-def _read_config(
-    fields: tuple[ConfigField, ...], data: Mapping[str, str], values: dict[str, str], errors: dict[str, str]
-) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for field in fields:
-        raw = str(data.get(field.name, ""))
-        raw = raw if field.widget in ("headers", "lines", "json") else raw.strip()
-        values[field.name] = raw if field.widget != "checkbox" else ("on" if raw == "on" else "")
-        value = _config_value(field, values[field.name], errors)
-        if value is not msgspec.UNSET:
-            config[field.key] = value
-    return config
+    return schema_fields(kind.config_schema(), CONFIG_FIELD)
 
 
 def _read_secrets(kind: ConnectorType, data: Mapping[str, str]) -> dict[str, str]:
@@ -298,12 +129,12 @@ def _kind(type_key: str) -> ConnectorType:
     return kind
 
 
-def _stored(connection: OutboundConnection, fields: tuple[ConfigField, ...]) -> dict[str, str]:
+def _stored(connection: OutboundConnection, fields: tuple[SchemaField, ...]) -> dict[str, str]:
     """What the edit form starts with."""
     values = {n: str(getattr(connection, n)) for n in COMMON_FIELDS}
     values |= {s: "on" if getattr(connection, s) else "" for s in SWITCHES}
     config = connection.config or {}
-    return values | {f.name: _as_text(config.get(f.key), f.widget) if f.key in config else f.default for f in fields}
+    return values | {f.name: as_text(config.get(f.key), f.widget) if f.key in config else f.default for f in fields}
 
 
 def always_needed(secret: SecretField) -> bool:
@@ -379,8 +210,8 @@ class CustomerOutboundPageController(CustomerConsoleController):
         errors = missing(values, ("key", "name", "timeout_seconds", "rate_per_second"))
         for number in ("timeout_seconds", "rate_per_second"):
             if values[number]:
-                raw[number] = _whole(values[number], number, errors)
-        raw |= {"type": kind.key, "config": _read_config(config_fields(kind), data, values, errors)}
+                raw[number] = whole(values[number], number, errors)
+        raw |= {"type": kind.key, "config": read_fields(config_fields(kind), data, values, errors)}
         raw["secrets"] = _read_secrets(kind, data)
         if errors:
             return self._new_form(principal, kind, values, **refused(errors))
@@ -454,8 +285,8 @@ class CustomerOutboundPageController(CustomerConsoleController):
         errors = missing(values, ("name", "timeout_seconds", "rate_per_second"))
         for number in ("timeout_seconds", "rate_per_second"):
             if values[number]:
-                raw[number] = _whole(values[number], number, errors)
-        raw["config"] = _read_config(config_fields(kind), data, values, errors)
+                raw[number] = whole(values[number], number, errors)
+        raw["config"] = read_fields(config_fields(kind), data, values, errors)
         typed = _read_secrets(kind, data)
         if typed:
             raw["secrets"] = typed

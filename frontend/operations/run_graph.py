@@ -3,9 +3,10 @@
 The layout is a simple layered one: each step sits one layer below the furthest of the steps that
 lead to it (the longest path from the start, so a join sits below all its branches), and within a
 layer steps are ordered by where the steps leading to them sit. Edges are drawn for ``next`` and for
-every branch (condition then/else, parallel branches, fallback, timeout, reject, expiry); an edge into
-a join is dashed. Each node is coloured by its step run's status and says the status in words too,
-so colour is never the only sign; the timeline beside it is the text equivalent for screen readers.
+every branch (condition then/else, parallel branches, fallback, timeout, reject, expiry, an empty
+lookup, a failed child run); an edge into a join is dashed. Each node is coloured by its step run's
+status and says the status in words too, so colour is never the only sign; the timeline beside it is
+the text equivalent for screen readers. A template's diagram draws the same way, without statuses.
 
 The definition is read as stored on the run (plain data), so a step kind added to the engine later is
 still drawn, as a box with its key and kind.
@@ -33,6 +34,8 @@ BRANCH_FIELDS = (
     ("on_timeout", "timeout"),
     ("on_reject", "rejected"),
     ("on_expired", "expired"),
+    ("on_empty", "none found"),
+    ("on_failure", "failed"),
 )
 # (fill, stroke) per step status; text is always dark on these light fills (WCAG AA).
 COLOURS: dict[str | None, tuple[str, str]] = {
@@ -161,8 +164,11 @@ def _short(text: str, limit: int = KEY_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str], *, label: str) -> Markup:
-    """The graph as an ``<svg>`` element; ``label`` names it for screen readers."""
+def render_svg(
+    definition: Mapping[str, Any], statuses: Mapping[str, str], *, label: str, idle: str = "not reached"
+) -> Markup:
+    """The graph as an ``<svg>`` element; ``label`` names it for screen readers; ``idle`` is what a step
+    without a status says (a template's diagram, where nothing runs yet, says nothing)."""
     graph = layout(definition, statuses)
     if not graph.nodes:
         return Markup("")
@@ -213,9 +219,9 @@ def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str], *, la
     for key, node in graph.nodes.items():
         x, y = at[key]
         fill, stroke = COLOURS.get(node.status, COLOURS[None])
-        dash = ' stroke-dasharray="4 3"' if node.status in (None, "skipped") else ""
-        status = node.status or "not reached"
-        tip = f"{key} ({node.kind}): {status}" + (f" · {node.title}" if node.title else "")
+        dash = ' stroke-dasharray="4 3"' if node.status == "skipped" or (node.status is None and idle) else ""
+        status = node.status or idle
+        tip = f"{key} ({node.kind})" + (f": {status}" if status else "") + (f" · {node.title}" if node.title else "")
         parts.append(
             f'<g class="node status-{escape(node.status or "none")}" data-step="{escape(key)}">'
             f"<title>{escape(tip)}</title>"
@@ -224,7 +230,7 @@ def render_svg(definition: Mapping[str, Any], statuses: Mapping[str, str], *, la
             f'<text x="{x + 10:.1f}" y="{y + 20:.1f}" font-size="13" font-weight="600" fill="#1b1b1b">'
             f"{escape(_short(key))}</text>"
             f'<text x="{x + 10:.1f}" y="{y + 38:.1f}" font-size="12" fill="#323130">'
-            f"{escape(_short(f'{node.kind} · {status}', KEY_CHARS + 2))}</text></g>"
+            f"{escape(_short(f'{node.kind} · {status}' if status else node.kind, KEY_CHARS + 2))}</text></g>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every value above is escaped or a number we computed

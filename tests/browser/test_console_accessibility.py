@@ -106,6 +106,7 @@ CONSOLES: dict[str, Console] = {
             "/admin/api-keys",
             "/admin/connections",
             "/admin/outbound",
+            "/admin/templates",
             "/admin/audit",
         ),
         lists={
@@ -118,6 +119,7 @@ CONSOLES: dict[str, Console] = {
             "/admin/api-keys": ("/admin/api-keys/new",),
             "/admin/connections": ("/admin/connections/new",),
             "/admin/outbound": ("/admin/outbound/new",),  # the demo has no outbound connection: no row
+            "/admin/templates": (),
             "/admin/audit": (),
         },
         details=(
@@ -136,7 +138,7 @@ CONSOLES: dict[str, Console] = {
     "finance": Console(PORTAL_HOST, nav=(), lists={}, details=()),
     "auditor": Console(
         PORTAL_HOST,
-        nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/outbound", "/admin/audit"),
+        nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/outbound", "/admin/templates", "/admin/audit"),
         lists={
             **OPERATIONS_LISTS,
             "/admin/plant": (),
@@ -144,6 +146,7 @@ CONSOLES: dict[str, Console] = {
             "/admin/plant/assets": (),
             "/admin/connections": (),
             "/admin/outbound": (),
+            "/admin/templates": (),
             "/admin/audit": (),
         },
         details=(*OPERATIONS, "/admin/plant", "/admin/plant/assets", "/admin/connections"),
