@@ -52,7 +52,7 @@ def current(settings: DatabaseSettings) -> str:
 
 
 # The audit trail is append-only for the application: it may read and add, never change or remove.
-APPEND_ONLY_TABLES = ("audit_entries",)
+APPEND_ONLY_TABLES = ("audit_entries", "usage_records")
 
 
 async def grant_app_role(settings: DatabaseSettings) -> None:
