@@ -105,6 +105,10 @@ class EgressLimits:
     allow_private: bool = False
 
 
+# How much longer than the exchange's own timeout the whole send may take before it is cut off.
+BACKSTOP_SECONDS = 1.0
+
+
 class Egress:
     """Guarded HTTP exchanges over one shared client (make one per event loop)."""
 
@@ -144,7 +148,10 @@ class Egress:
         port = target.port or (443 if target.scheme == "https" else 80)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(limits.timeout_seconds):
+            # httpx's own timeouts end a slow exchange and close its connection; cancelling it from
+            # outside may leave a pooled connection whose late answer the next request would read.
+            # The outer deadline is a backstop (name resolution included).
+            async with asyncio.timeout(limits.timeout_seconds + BACKSTOP_SECONDS):
                 addresses = await addresses_for(host, port, allow_private=limits.allow_private, resolve=self.resolve)
                 for number, address in enumerate(addresses, 1):
                     try:
@@ -185,6 +192,7 @@ class Egress:
             headers={**headers, "Host": url.netloc.decode("ascii")},
             content=content,
             extensions=extensions,
+            timeout=httpx.Timeout(limits.timeout_seconds),
         )
         response = await self.client.send(request, stream=True)
         try:
