@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from andon.billing.usage.models import UsageRecord
 from andon.platform.db.repository import TenantRepository
+from andon.platform.db.scope import is_postgres
 
 # Rows per INSERT: well under PostgreSQL's 32,767 bind parameters at 12 columns a row.
 CHUNK = 1000
@@ -24,8 +25,7 @@ class UsageRepository(TenantRepository[UsageRecord]):
         """Inserts the records not seen before (by idempotency key); how many were new."""
         if not rows:
             return 0
-        dialect = self.session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = pg_insert if is_postgres(self.session) else sqlite_insert
         # One statement with many parameter sets: SQLAlchemy sends them as batched multi-row INSERTs
         # ("insertmanyvalues") from one compiled statement, and RETURNING says which rows were new.
         stmt = (

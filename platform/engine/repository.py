@@ -122,16 +122,27 @@ _QUEUE_VALUES: dict[str, Any] = {
     "created_at": _NOW,
     "updated_at": _NOW,
 }
-_QUEUE = {
-    "postgresql": pg_insert(STEPS)
-    .values(**_QUEUE_VALUES)
-    .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
-    .returning(STEPS.c.step_key),
-    "sqlite": sqlite_insert(STEPS)
-    .values(**_QUEUE_VALUES)
-    .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
-    .returning(STEPS.c.step_key),
-}
+_INSERTS: dict[str, Any] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
+
+
+def _per_dialect(build: Callable[[Any], Any]) -> dict[str, Any]:
+    """One prebuilt statement per dialect: their INSERT … ON CONFLICT constructs are distinct types."""
+    return {name: build(insert) for name, insert in _INSERTS.items()}
+
+
+def _step_insert(values: dict[str, Any]) -> dict[str, Any]:
+    """A step row inserted unless the run already has that step; the keys of the rows inserted."""
+    return _per_dialect(
+        lambda insert: (
+            insert(STEPS)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
+            .returning(STEPS.c.step_key)
+        )
+    )
+
+
+_QUEUE = _step_insert(_QUEUE_VALUES)
 _SETTLED_VALUES: dict[str, Any] = {
     **_QUEUE_VALUES,
     "status": bindparam("p_status"),
@@ -141,16 +152,7 @@ _SETTLED_VALUES: dict[str, Any] = {
     "started_at": _NOW,
     "finished_at": _NOW,
 }
-_SETTLED = {
-    "postgresql": pg_insert(STEPS)
-    .values(**_SETTLED_VALUES)
-    .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
-    .returning(STEPS.c.step_key),
-    "sqlite": sqlite_insert(STEPS)
-    .values(**_SETTLED_VALUES)
-    .on_conflict_do_nothing(index_elements=["run_id", "step_key"])
-    .returning(STEPS.c.step_key),
-}
+_SETTLED = _step_insert(_SETTLED_VALUES)
 _UNFINISHED = STEPS.c.status.not_in(sorted(STEP_DONE))
 _BLOCKING = or_(STEPS.c.status == FAILED, and_(STEPS.c.status == CANCELLED, STEPS.c.error_kind == HELD))
 _REMAINING = select(
@@ -170,16 +172,14 @@ _EFFECT_VALUES: dict[str, Any] = {
     "updated_at": _NOW,
 }
 _EFFECT_AGAIN: dict[str, Any] = {"calls": EFFECTS.c.calls + 1, "updated_at": _NOW}
-_EFFECT_BEGIN = {
-    "postgresql": pg_insert(EFFECTS)
-    .values(**_EFFECT_VALUES)
-    .on_conflict_do_update(index_elements=["tenant_id", "idempotency_key"], set_=_EFFECT_AGAIN)
-    .returning(EFFECTS.c.status, EFFECTS.c.response),
-    "sqlite": sqlite_insert(EFFECTS)
-    .values(**_EFFECT_VALUES)
-    .on_conflict_do_update(index_elements=["tenant_id", "idempotency_key"], set_=_EFFECT_AGAIN)
-    .returning(EFFECTS.c.status, EFFECTS.c.response),
-}
+_EFFECT_BEGIN = _per_dialect(
+    lambda insert: (
+        insert(EFFECTS)
+        .values(**_EFFECT_VALUES)
+        .on_conflict_do_update(index_elements=["tenant_id", "idempotency_key"], set_=_EFFECT_AGAIN)
+        .returning(EFFECTS.c.status, EFFECTS.c.response)
+    )
+)
 _EFFECT_COMPLETE = (
     update(EFFECTS)
     .where(EFFECTS.c.tenant_id == bindparam("p_tenant_id"), EFFECTS.c.idempotency_key == bindparam("p_key"))
