@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -32,6 +33,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_LOOPBACK = frozenset({None, "", "localhost", "127.0.0.1", "::1"})
+
+
+def postgres_connect_args(url: str | URL) -> dict[str, Any]:
+    """asyncpg's default (``prefer``) opens every connection with a TLS request and a second round
+    trip. To a loopback address (or a Unix socket) that protects nothing, and a connect cancelled
+    during that negotiation leaves a future whose error asyncpg never collects. So, unless the URL
+    chooses ``ssl``/``sslmode`` itself, a local server is reached without TLS; any other host keeps
+    asyncpg's default."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if "ssl" in parsed.query or "sslmode" in parsed.query:
+        return {}
+    return {"ssl": False} if parsed.host in _LOOPBACK else {}
+
+
 def create_engine(
     settings: DatabaseSettings, *, url: str | None = None, pool_size: int | None = None, pre_ping: bool = True
 ) -> AsyncEngine:
@@ -51,6 +67,7 @@ def create_engine(
         pool_size=size,
         max_overflow=size,
         pool_pre_ping=pre_ping,
+        connect_args=postgres_connect_args(target),
     )
 
 

@@ -19,6 +19,7 @@ import structlog
 from dramatiq import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from andon.platform.db.engine import postgres_connect_args
 from andon.platform.events.repository import OUTBOX_CHANNEL, OutboxRepository
 from andon.platform.workers.background import BackgroundLoop
 
@@ -98,7 +99,7 @@ class Relay(BackgroundLoop):
         self._listen_after = time.monotonic() + 10.0
         dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            connection = await asyncpg.connect(dsn, timeout=5)
+            connection = await asyncpg.connect(dsn, timeout=5, **postgres_connect_args(engine.url))
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("relay_listen_failed", error=f"{type(exc).__name__}: {exc}")
             return

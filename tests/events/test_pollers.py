@@ -535,14 +535,17 @@ async def test_the_scheduler_runs_beside_the_relay_and_the_worker(
         async with app.lifespan(), browser_on(app, "andon.test") as api:
             conn = await _connection(api, c, "rest_poll", config=rest_config(vendor.url))
             deadline = time.monotonic() + 60  # generous: the machine may be busy with other suites
+            # The cursor is saved in its own transaction after the page's events commit, so the
+            # worker may finish the events before the cursor lands: wait for both.
             while time.monotonic() < deadline:
                 events = await _events(api, c)
-                if len(events) == 2 and {e["status"] for e in events} == {"processed"}:
+                cursor = (await _read(api, c, conn))["cursor"]
+                if len(events) == 2 and {e["status"] for e in events} == {"processed"} and cursor == "c2":
                     break
                 await asyncio.sleep(0.1)
             assert [e["status"] for e in events] == ["processed", "processed"]
             assert app.state.polls.running
-            assert (await _read(api, c, conn))["cursor"] == "c2"
+            assert cursor == "c2"
     finally:
         await app.state.engine.dispose()
 
