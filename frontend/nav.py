@@ -21,6 +21,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Platform health", "/operator/health", OrgKind.PLATFORM, P.PARTNERS_READ),
     NavItem("Customers", "/partner/customers", OrgKind.PARTNER, P.CUSTOMERS_READ),
     NavItem("Branding", "/partner/branding", OrgKind.PARTNER, P.BRANDING_WRITE),
+    NavItem("Template library", "/partner/library", OrgKind.PARTNER, P.WORKFLOWS_READ),
+    NavItem("Rollouts", "/partner/rollouts", OrgKind.PARTNER, P.WORKFLOWS_READ),
     # The people on shift start at the incidents: the operations console comes first.
     NavItem("Incidents", "/operations/incidents", OrgKind.CUSTOMER, P.EVENTS_READ),
     # What workflows ask of this person: the tasks they do (tasks:write) and the approvals they sign.

@@ -4,7 +4,7 @@ units included before any is charged; plans bundle prices per meter with a minim
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -12,7 +12,9 @@ from andon.billing.pricing.money import Currency, UnitPrice
 
 Quantity = Annotated[int, msgspec.Meta(ge=0)]
 MinorAmount = Annotated[int, msgspec.Meta(ge=0)]
-MeterKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]{0,62}$")]
+# A meter's key, or "" for a flat fee that depends on no usage (one pattern: msgspec cannot decode a
+# union of a constrained str and a str literal, so it would refuse the "").
+MeterKey = Annotated[str, msgspec.Meta(pattern=r"^([a-z][a-z0-9_.]{0,62})?$")]
 
 
 class Tier(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -70,7 +72,7 @@ Price = FlatPrice | PerUnitPrice | GraduatedPrice | VolumePrice
 
 class PlanItem(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # The meter it prices; "" for a flat fee that depends on no usage.
-    meter: MeterKey | Literal[""]
+    meter: MeterKey
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     price: Price
 

@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Boolean, Index, String, UniqueConstraint, Uui
 from sqlalchemy.orm import Mapped, mapped_column
 
 from andon.platform.db.base import Base, TenantOwnedMixin
-from andon.platform.db.types import JSONType, UTCDateTime
+from andon.platform.db.types import JSONType, UTCDateTime, utcnow
 
 
 class UsageRecord(TenantOwnedMixin, Base):
@@ -34,3 +34,15 @@ class UsageRecord(TenantOwnedMixin, Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False)
     # {"site": "...", "template": "..."}: what usage can be broken down by.
     dimensions: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
+
+
+class UsageMark(Base):
+    """How far the usage collector has read one source, across tenants: the (time, id) of the last
+    row it metered. Rows are read in that order, so the next pass starts just after it."""
+
+    __tablename__ = "usage_marks"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)

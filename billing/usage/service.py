@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,25 @@ class MeterTotal:
     records: int
 
 
+def usage_row(item: Usage, partner_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """The record of one fact, in the period it lands in (late, past the grace window, in this one)."""
+    period, late = landing(item.occurred_at, now)
+    return {
+        "id": new_id(),
+        "partner_id": partner_id,
+        "meter": item.meter,
+        "quantity": item.quantity,
+        "occurred_at": item.occurred_at,
+        "recorded_at": now,
+        "period": period,
+        "late": late,
+        "idempotency_key": item.idempotency_key[:200],
+        "dimensions": dict(item.dimensions),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 class UsageService:
     def __init__(self, session: AsyncSession, tenant: TenantContext) -> None:
         self.session = session
@@ -55,23 +75,7 @@ class UsageService:
                 raise field_error(f"usage[{index}].meter", f"no meter '{item.meter}'")
             if item.quantity < 0:
                 raise field_error(f"usage[{index}].quantity", "usage is never negative (credits are documents)")
-            period, late = landing(item.occurred_at, now)
-            rows.append(
-                {
-                    "id": new_id(),
-                    "partner_id": self.tenant.partner_id,
-                    "meter": item.meter,
-                    "quantity": item.quantity,
-                    "occurred_at": item.occurred_at,
-                    "recorded_at": now,
-                    "period": period,
-                    "late": late,
-                    "idempotency_key": item.idempotency_key[:200],
-                    "dimensions": dict(item.dimensions),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+            rows.append(usage_row(item, self.tenant.partner_id, now))
         return await self.repo.add_many(rows)
 
     async def totals(self, period: str) -> list[MeterTotal]:

@@ -40,7 +40,11 @@ class ConnectorCall(TenantOwnedMixin, Base):
     """One call to a customer's system: what, how it went and how long it took, with a redacted summary."""
 
     __tablename__ = "connector_calls"
-    __table_args__ = (Index("ix_connector_calls_connection_created", "connection_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_connector_calls_connection_created", "connection_id", "created_at"),
+        # The usage collector reads every tenant's new calls in this order.
+        Index("ix_connector_calls_created_id", "created_at", "id"),
+    )
 
     connection_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("outbound_connections.id", ondelete="CASCADE"), nullable=False

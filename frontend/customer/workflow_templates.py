@@ -342,6 +342,14 @@ class DeploymentPages(Controller):
                 "deployment": deployment_read(d),
                 "name": names.get((d.template_key, d.source), d.template_key),
                 "sites": [sites.get(s, s) for s in d.site_ids],
+                # Sites that run with values of their own, and the values that differ.
+                "variants": [
+                    {
+                        "sites": [sites.get(s, s) for s in v["site_ids"]],
+                        "values": {n: val for n, (val, level) in v["resolved"].items() if level == "site"},
+                    }
+                    for v in d.site_variants
+                ],
                 "active": d.status == ACTIVE,
             }
             for d in rows

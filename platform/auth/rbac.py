@@ -41,6 +41,8 @@ class P:
     RUNS_WRITE = "runs:write"
     TASKS_WRITE = "tasks:write"
     APPROVALS_SIGN = "approvals:sign"
+    BILLING_READ = "billing:read"
+    BILLING_WRITE = "billing:write"
 
 
 ALL_PERMISSIONS: frozenset[str] = frozenset(value for name, value in vars(P).items() if not name.startswith("_"))
@@ -85,6 +87,8 @@ ROLES: dict[str, Role] = {
             *_PEOPLE_ALL,
             P.AUDIT_READ,
             P.ROLES_READ,
+            P.BILLING_READ,
+            P.BILLING_WRITE,
         ),
         _role(
             "partner_admin",
@@ -105,6 +109,8 @@ ROLES: dict[str, Role] = {
             *_CONNECTIONS_ALL,
             P.ALERTS_WRITE,
             *_WORKFLOWS_ALL,
+            P.BILLING_READ,
+            P.BILLING_WRITE,
         ),
         _role(
             "partner_engineer",
@@ -154,6 +160,8 @@ ROLES: dict[str, Role] = {
             P.ALERTS_WRITE,
             *_WORKFLOWS_ALL,
             P.APPROVALS_SIGN,
+            P.BILLING_READ,
+            P.BILLING_WRITE,
         ),
         _role(
             "plant_supervisor",
@@ -195,8 +203,10 @@ ROLES: dict[str, Role] = {
             "finance",
             "Finance",
             OrgKind.CUSTOMER,
-            "Reviews usage and invoices.",
+            "Reviews usage and invoices, changes the plan.",
             P.CUSTOMERS_READ,
+            P.BILLING_READ,
+            P.BILLING_WRITE,
         ),
         _role(
             "auditor",

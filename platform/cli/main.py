@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from andon.billing.stripe.cli import billing
 from andon.platform.cli.secrets import secrets
 from andon.platform.cli.templates import templates
 from andon.platform.config.settings import DatabaseSettings, Settings
@@ -175,6 +176,7 @@ def audit_verify() -> None:
     sys.exit(asyncio.run(_run()))
 
 
+cli.add_command(billing)
 cli.add_command(secrets)
 cli.add_command(templates)
 

@@ -104,6 +104,16 @@ class EventSettings(BaseSettings):
     retention_sweep_seconds: float = Field(default=3600, gt=0)
 
 
+class MeteringSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_METERING_", extra="ignore")
+
+    # How often the usage collector meters what every tenant did, in seconds (0: never).
+    collect_seconds: float = Field(default=60, ge=0)
+    # Rows newer than this are left for the next pass: a transaction still open when a pass reads
+    # may commit a row with an earlier time than rows already read.
+    lag_seconds: float = Field(default=30, ge=0)
+
+
 class PollingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANDON_POLLING_", extra="ignore")
 
@@ -198,6 +208,19 @@ class EngineSettings(BaseSettings):
     tenant_concurrency: int = Field(default=6, ge=0)
 
 
+class StripeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANDON_STRIPE_", extra="ignore")
+
+    # Empty: no Stripe sync, webhook or reconciliation (each says so); needs the ``stripe`` extra.
+    api_key: SecretStr = SecretStr("")
+    # The endpoint's signing secret (whsec_...), from the webhook endpoint Stripe's dashboard shows.
+    webhook_secret: SecretStr = SecretStr("")
+    # How old a webhook's signed timestamp may be, in seconds (Stripe's own default is 300).
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    # Empty: Stripe's API; the contract tests point it at their fake Stripe.
+    api_base: str = ""
+
+
 class HttpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANDON_HTTP_", extra="ignore")
 
@@ -226,10 +249,12 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    metering: MeteringSettings = Field(default_factory=MeteringSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
 
     def private_networks_allowed(self, chosen: bool | None) -> bool:
         """A private-network switch as set, or by default: allowed outside production only."""

@@ -51,8 +51,9 @@ def current(settings: DatabaseSettings) -> str:
     return out.getvalue().strip() or "(no revision: run 'andon db upgrade')"
 
 
-# The audit trail is append-only for the application: it may read and add, never change or remove.
-APPEND_ONLY_TABLES = ("audit_entries", "usage_records")
+# The audit trail, usage and issued invoices are append-only for the application: it may read and
+# add, never change or remove.
+APPEND_ONLY_TABLES = ("audit_entries", "usage_records", "invoices", "invoice_lines")
 
 
 async def grant_app_role(settings: DatabaseSettings) -> None:

@@ -10,6 +10,9 @@ from sqlalchemy import MetaData
 
 
 def load_all_models() -> MetaData:
+    import andon.billing.invoices.models
+    import andon.billing.plans.models
+    import andon.billing.stripe.models
     import andon.billing.usage.models
     import andon.connectors.outbound.models
     import andon.connectors.sources.models

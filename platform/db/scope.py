@@ -25,6 +25,7 @@ RELAY_SETTING = "andon.relay"
 MAINTENANCE_SETTING = "andon.maintenance"
 SCHEDULER_SETTING = "andon.scheduler"
 KEY_ROTATION_SETTING = "andon.key_rotation"
+METERING_SETTING = "andon.metering"
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -104,6 +105,14 @@ async def enter_key_rotation_mode(session: AsyncSession) -> None:
     transaction; the policies open only the tables that hold them."""
     if is_postgres(session):
         await _set(session, KEY_ROTATION_SETTING, "on")
+
+
+async def enter_metering_mode(session: AsyncSession) -> None:
+    """The usage collector reads what every tenant did (events, runs, steps, connector calls, assets,
+    seats) and appends usage records in this transaction; the policies open those reads and that
+    insert, nothing else."""
+    if is_postgres(session):
+        await _set(session, METERING_SETTING, "on")
 
 
 async def lock_name(session: AsyncSession, name: str) -> None:

@@ -29,7 +29,8 @@ Kinds of step (``kind``):
 
 Beside the steps, a definition may carry ``sla`` policies (the first whose ``when`` matches the
 trigger event sets the run's acknowledge / resolve / coordinate due times) and a run-wide
-``escalation`` ladder started with the run. Durations are seconds, as everywhere in a definition.
+``escalation`` ladder started with the run and ended when it succeeds. Durations are seconds, as
+everywhere in a definition.
 """
 
 from __future__ import annotations

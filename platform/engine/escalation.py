@@ -26,6 +26,7 @@ from andon.platform.engine.definition import EscalationLevel
 from andon.platform.engine.duty import OnDuty, resolve_targets
 from andon.platform.engine.models import (
     ACKNOWLEDGED,
+    CANCELLED,
     ESCALATION_TIMER,
     EXHAUSTED,
     SLA_TIMERS,
@@ -127,6 +128,15 @@ async def acknowledge_run(
     # Only the ones not yet due: one already due judges a late acknowledgement as a breach.
     await timers.cancel_run_timers(run.id, [SLA_TIMERS["acknowledge"]], now, due_after=now)
     return stopped
+
+
+async def end_run_ladder(session: AsyncSession, tenant: TenantContext, run: WorkflowRun, now: datetime) -> None:
+    """The run succeeded: the problem its definition's ladder pages about is over (the asset runs
+    again, the handover was acknowledged), so that ladder stops without paging again. A ladder an
+    ``escalate`` step started goes on until someone acknowledges it, as that step promises."""
+    stopped = await EscalationRepository(session, tenant).stop(run.id, CANCELLED, now, by=None, key=RUN_LADDER)
+    if stopped:
+        await TimerRepository(session, tenant).cancel_run_timers(run.id, [ESCALATION_TIMER], now, refs=stopped)
 
 
 async def incident_acknowledged(

@@ -49,7 +49,7 @@ from andon.platform.engine.definition import (
     WaitForEventStep,
     compile_definition,
 )
-from andon.platform.engine.escalation import start_ladder
+from andon.platform.engine.escalation import end_run_ladder, start_ladder
 from andon.platform.engine.expressions import ExpressionError, evaluate, render
 from andon.platform.engine.models import (
     CANCELLED,
@@ -672,6 +672,8 @@ async def start_child(
 async def run_ended(session: AsyncSession, tenant: TenantContext, run: WorkflowRun, now: datetime) -> list[StepMessage]:
     """After ``run`` ended (succeeded, failed or cancelled), in that transaction: a parent step
     waiting for it as a subflow is queued again with its outcome; that step's message."""
+    if run.status == SUCCEEDED:
+        await end_run_ladder(session, tenant, run, now)
     woken = await wake_parent(session, tenant, run, now)
     if woken is None:
         return []

@@ -64,6 +64,8 @@ class WorkflowRun(TenantOwnedMixin, Base):
         # One run per workflow per triggering event, however often the event is processed.
         UniqueConstraint("tenant_id", "workflow_id", "trigger_event_id"),
         Index("ix_workflow_runs_tenant_status", "tenant_id", "status", "started_at"),
+        # The usage collector reads every tenant's new runs in this order.
+        Index("ix_workflow_runs_created_id", "created_at", "id"),
     )
 
     workflow_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("workflows.id", ondelete="CASCADE"), nullable=False)
@@ -95,6 +97,8 @@ class StepRun(TenantOwnedMixin, Base):
         UniqueConstraint("run_id", "step_key"),
         Index("ix_step_runs_status_lease", "status", "lease_until"),
         Index("ix_step_runs_tenant_wait", "tenant_id", "wait_type", "status"),
+        # The usage collector reads every tenant's finished steps in this order.
+        Index("ix_step_runs_finished_id", "finished_at", "id"),
     )
 
     run_id: Mapped[uuid.UUID] = mapped_column(

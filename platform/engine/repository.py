@@ -746,13 +746,22 @@ class EscalationRepository(TenantRepository[Escalation]):
         return bool(moved.rowcount)  # type: ignore[attr-defined]
 
     async def stop(
-        self, run_id: uuid.UUID, status: str, now: datetime, *, by: str | None, started_by: datetime | None = None
+        self,
+        run_id: uuid.UUID,
+        status: str,
+        now: datetime,
+        *,
+        by: str | None,
+        started_by: datetime | None = None,
+        key: str | None = None,
     ) -> list[uuid.UUID]:
-        """The run's active ladders (those started by ``started_by``) stop with ``status``; the ones
-        stopped."""
+        """The run's active ladders (those started by ``started_by``, the one named ``key``) stop with
+        ``status``; the ones stopped."""
         where = [*self.scope(), Escalation.run_id == run_id, Escalation.status == ACTIVE]
         if started_by is not None:
             where.append(Escalation.started_at <= started_by)
+        if key is not None:
+            where.append(Escalation.key == key)
         values: dict[str, Any] = {"status": status, "finished_at": now, "next_page_at": None}
         if by is not None:
             values.update(acknowledged_at=now, acknowledged_by=by)

@@ -22,6 +22,8 @@ class Event(TenantOwnedMixin, Base):
         UniqueConstraint("tenant_id", "source", "event_id"),
         Index("ix_events_tenant_received", "tenant_id", "created_at"),
         Index("ix_events_tenant_type", "tenant_id", "type"),
+        # The usage collector reads every tenant's new events in this order.
+        Index("ix_events_created_id", "created_at", "id"),
     )
 
     source: Mapped[str] = mapped_column(String(500), nullable=False)

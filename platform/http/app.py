@@ -21,6 +21,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import andon
+from andon.billing.invoices.controllers import INVOICE_CONTROLLERS
+from andon.billing.plans.controllers import PLAN_CONTROLLERS
+from andon.billing.stripe.webhooks import StripeWebhookController
 from andon.connectors.ingress.cloudevents import CloudEventsController
 from andon.connectors.ingress.mqtt import MqttIngress
 from andon.connectors.ingress.pollers import PollScheduler
@@ -29,7 +32,7 @@ from andon.connectors.onprem.server import RelayEndpoint
 from andon.connectors.outbound.controllers import OUTBOUND_CONTROLLERS
 from andon.connectors.outbound.runtime import OutboundCalls, engine_connections
 from andon.connectors.sources.controllers import HOOKS_PATH, SOURCE_CONTROLLERS
-from andon.connectors.sources.intake import ConnectionIntake, expire_delivery_log
+from andon.connectors.sources.intake import ConnectionIntake
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
 from andon.frontend.home import HomeController
@@ -39,6 +42,8 @@ from andon.frontend.operator.health import OperatorHealthController
 from andon.frontend.operator.partners import OperatorPartnersController
 from andon.frontend.pages import PageContextMiddleware, dress_error_page
 from andon.frontend.partner.controllers import PartnerBrandingPageController, PartnerConsoleController
+from andon.frontend.partner.rollouts import RolloutPageController
+from andon.frontend.partner.template_library import TemplateLibraryPageController
 from andon.platform.alerts.controllers import AlertController, IncidentController
 from andon.platform.audit.controllers import AuditController
 from andon.platform.auth.controllers import ApiKeyController, RoleController
@@ -58,7 +63,6 @@ from andon.platform.engine.run_timers import RunTimers
 from andon.platform.engine.scheduler import Scheduler
 from andon.platform.events.committer import GroupCommitter
 from andon.platform.events.relay import Relay
-from andon.platform.events.retention import expire_raw_payloads
 from andon.platform.http.dependencies import DEPENDENCIES
 from andon.platform.http.health import HealthController
 from andon.platform.http.problems import EXCEPTION_HANDLERS, problem_response
@@ -73,6 +77,7 @@ from andon.platform.tenancy.context import TenantContext
 from andon.platform.tenancy.principal import Principal
 from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
+from andon.platform.workers.housekeeping import housekeeping_jobs
 from andon.platform.workers.periodic import Periodic
 from andon.templates_catalog.deployments.controllers import DEPLOYMENT_CONTROLLERS
 from andon.templates_catalog.deployments.defaults_controllers import DEFAULTS_CONTROLLERS
@@ -124,6 +129,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         AccountPageController,
         PartnerConsoleController,
         PartnerBrandingPageController,
+        TemplateLibraryPageController,
+        RolloutPageController,
         OperatorPartnersController,
         OperatorHealthController,
         *CUSTOMER_CONSOLE,
@@ -165,6 +172,9 @@ def route_handlers() -> list[ControllerRouterHandler]:
         *ROLLOUT_CONTROLLERS,
         *ONPREM_HANDLERS,
         CustomerAuditController,
+        *PLAN_CONTROLLERS,
+        *INVOICE_CONTROLLERS,
+        StripeWebhookController,
     ]
 
 
@@ -252,11 +262,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         run_timers=RunTimers(duty_people),
     )
 
-    async def _retention() -> None:
-        await expire_raw_payloads(state.sessionmaker, settings.events.raw_retention_days)
-        await expire_delivery_log(state.sessionmaker, settings.events.delivery_log_days)
-
-    state.retention = Periodic("retention", settings.events.retention_sweep_seconds, _retention)
+    state.housekeeping = housekeeping_jobs(state.sessionmaker, settings)
 
     async def _demo_traffic() -> None:
         if await traffic.tick():
@@ -293,7 +299,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.workers.in_process:
             app.state.relay.start()
             app.state.worker = start_worker(app.state.broker, settings.workers.threads)
-            app.state.retention.start()
+            for job in app.state.housekeeping:
+                job.start()
             app.state.scheduler.start()
             if app.state.demo_traffic is not None:
                 app.state.demo_traffic.start()
@@ -307,7 +314,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.mqtt.stop()
         await app.state.polls.stop()
         await app.state.relay.stop()
-        await app.state.retention.stop()
+        for job in app.state.housekeeping:
+            await job.stop()
         await app.state.scheduler.stop()
         if app.state.demo_traffic is not None:
             await app.state.demo_traffic.stop()

@@ -1,7 +1,7 @@
 """The production processes beside ``andon serve``: ``andon worker`` (Dramatiq actors, and an outbox
-relay) and ``andon scheduler`` (timers, the sweep of stalled steps, and the pollers). Both stop cleanly on SIGTERM
-or SIGINT; killed outright, they lose nothing (the database holds the state, the broker redelivers,
-the sweep sends again what was in flight)."""
+relay) and ``andon scheduler`` (timers, the sweep of stalled steps, the pollers, retention and
+metering). Both stop cleanly on SIGTERM or SIGINT; killed outright, they lose nothing (the database
+holds the state, the broker redelivers, the sweep sends again what was in flight)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from andon.platform.events.relay import Relay
 from andon.platform.observability.logging import configure_logging
 from andon.platform.workers.actors import declare_actors, start_worker
 from andon.platform.workers.broker import build_broker
+from andon.platform.workers.housekeeping import housekeeping_jobs
 from andon.tenants.plant.on_duty import duty_people
 
 log = structlog.get_logger("andon.process")
@@ -74,7 +75,12 @@ async def run_scheduler(settings: Settings) -> None:
     )
     # Pollers fetch for vendors that cannot push; several schedulers share them by lease.
     polls = PollScheduler(create_sessionmaker(engine), SecretBox(settings.encryption_keys()), settings)
+    # Several schedulers may run housekeeping at once: the sweeps take what is left, and the usage
+    # collector appends each fact once whoever reads it.
+    housekeeping = housekeeping_jobs(create_sessionmaker(engine), settings)
     scheduler.start()
+    for job in housekeeping:
+        job.start()
     if settings.polling.enabled:
         polls.start()
     log.info("scheduler_started")
@@ -82,6 +88,8 @@ async def run_scheduler(settings: Settings) -> None:
         await _until_stopped()
     finally:
         await polls.stop()
+        for job in housekeeping:
+            await job.stop()
         await scheduler.stop()
         with contextlib.suppress(Exception):
             await engine.dispose()

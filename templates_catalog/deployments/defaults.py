@@ -1,11 +1,13 @@
 """Inherited parameter values: a partner sets values for all its customers, a customer for itself and
-for each of its sites; a deployment resolves template default → partner → customer → site (when it
-runs for exactly one site) → its own, and keeps where each value came from."""
+for each of its sites; a deployment resolves template default → partner → customer → site → its own,
+and keeps where each value came from. A deployment for several sites (or every site) runs with the
+customer's values, and with each site's own where they make a difference (``resolve_by_site``)."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -79,6 +81,41 @@ async def resolve(
         take(next((r.values for r in rows if r.site_id is not None and str(r.site_id) == site_ids[0]), {}), SITE)
     take(own, DEPLOYMENT)
     return Resolved(values, sources)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteGroup:
+    """Sites that run with the same values. ``site_ids`` empty: every site but ``except_sites``."""
+
+    resolved: Resolved
+    site_ids: list[str] = field(default_factory=list)
+    except_sites: list[str] = field(default_factory=list)
+
+
+async def resolve_by_site(
+    session: AsyncSession, tenant: TenantContext, template: Template, site_ids: list[str], own: dict[str, Any]
+) -> list[SiteGroup]:
+    """The groups of sites a deployment runs as, the first being its main one. One site: its values.
+    Several sites, or every site (none named): the customer's values, and a group for each set of
+    sites whose own values resolve differently, so a site's values apply to its own events."""
+    if len(site_ids) == 1:
+        return [SiteGroup(await resolve(session, tenant, template, site_ids, own), list(site_ids))]
+    base = await resolve(session, tenant, template, [], own)
+    rows = await CustomerDefaultsRepository(session, tenant).for_template(template.template)
+    with_values = {str(r.site_id) for r in rows if r.site_id is not None and r.values}
+    candidates = [s for s in site_ids if s in with_values] if site_ids else sorted(with_values)
+    variants: dict[str, SiteGroup] = {}
+    for site in candidates:
+        own_site = await resolve(session, tenant, template, [site], own)
+        if own_site.values == base.values:
+            continue
+        same = json.dumps(own_site.values, sort_keys=True, default=str) + json.dumps(own_site.sources, sort_keys=True)
+        variants.setdefault(same, SiteGroup(own_site)).site_ids.append(site)
+    apart = {s for group in variants.values() for s in group.site_ids}
+    if not site_ids:
+        return [SiteGroup(base, except_sites=sorted(apart)), *variants.values()]
+    rest = [s for s in site_ids if s not in apart]
+    return ([SiteGroup(base, rest)] if rest else []) + list(variants.values())
 
 
 class ParameterDefaultsService:

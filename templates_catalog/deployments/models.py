@@ -39,6 +39,10 @@ class Deployment(TenantOwnedMixin, Base):
     # deployment), as resolved when it was deployed or upgraded: {name: [value, level]}.
     resolved: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
     previous_resolved: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # Sites whose own values resolve differently run as workflows of their own:
+    # [{"site_ids": [...], "workflow_id": "...", "resolved": {name: [value, level]}}].
+    site_variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False, default=list)
+    previous_site_variants: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType, nullable=True)
     # {binding: the customer's outbound connection key}
     bindings: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict)
     messages: Mapped[dict[str, str]] = mapped_column(JSONType, nullable=False, default=dict)

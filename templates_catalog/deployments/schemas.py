@@ -40,8 +40,16 @@ class DeploymentUpgrade(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 class ParameterValue(msgspec.Struct, kw_only=True):
     name: str
     value: Any
-    # Where it came from: "template" (its default) or "deployment".
+    # Where it came from: template (its default), partner, customer, site or deployment.
     source: str
+
+
+class SiteVariantRead(msgspec.Struct, kw_only=True):
+    """Sites whose own values differ from the deployment's: they run as a workflow of their own."""
+
+    site_ids: list[str]
+    workflow_id: uuid.UUID
+    params: list[ParameterValue]
 
 
 class DeploymentRead(msgspec.Struct, kw_only=True):
@@ -52,6 +60,8 @@ class DeploymentRead(msgspec.Struct, kw_only=True):
     version: str
     site_ids: list[str]
     params: list[ParameterValue]
+    # Sites that run with values of their own (set for the site), each group as its own workflow.
+    site_variants: list[SiteVariantRead]
     bindings: dict[str, str]
     messages: dict[str, str]
     status: str

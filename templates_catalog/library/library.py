@@ -217,6 +217,11 @@ class LibraryService:
             ),
         )
 
+    async def text(self, partner_id: uuid.UUID, template_id: uuid.UUID, which: str) -> str:
+        """One version's YAML (a version number, ``draft`` or ``upstream``), as ``diff`` compares them."""
+        library = await self._library(partner_id)
+        return await self._text(library, await self._template(library, template_id), which)
+
     async def _text(self, library: LibraryRepository, template: PartnerTemplate, which: str) -> str:
         if which == "upstream":
             found = builtin_templates().get(template.upstream_key or "")

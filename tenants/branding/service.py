@@ -235,6 +235,16 @@ class BrandsByHost:
         self._loaded_at = -math.inf
 
 
+async def brand_of(session: AsyncSession, partner_id: uuid.UUID, fallback_name: str) -> Brand:
+    """The brand a partner's documents wear (invoices to its customers). The caller has already
+    fetched something of that partner within its reach (a customer's invoice, the partner itself); a
+    partner without a brand yet shows its name in the default colours."""
+    row = await BrandRepository(session).for_partner(partner_id)
+    if row is None:
+        return Brand(fallback_name, DEFAULT_PRIMARY, DEFAULT_ACCENT, partner_id=partner_id)
+    return _brand(row)
+
+
 async def public_asset(session: AsyncSession, partner_id: uuid.UUID, kind: str) -> bytes | str | None:
     """A brand's logo, favicon or custom CSS: public, because sign-in pages show them."""
     return await BrandRepository(session).public_asset(partner_id, kind)

@@ -403,3 +403,30 @@ async def test_a_partner_template_is_opened_and_enabled_from_the_gallery(
         "/api/v1/templates/handover-northwind", params={"source": "partner"}, headers=auth(world.b.customer.key)
     )
     assert shown.status_code == 404
+
+
+async def test_the_list_names_the_sites_that_run_with_values_of_their_own(
+    api: httpx.AsyncClient, world: World, admin: httpx.AsyncClient
+) -> None:
+    tenant = world.a.customer
+    base = f"/api/v1/customers/{tenant.customer_id}"
+    site = await api.post(f"{base}/sites", json={"name": "Linz", "timezone": "Europe/Vienna"}, headers=auth(tenant.key))
+    assert site.status_code == 201, site.text
+    set_values = await api.put(
+        f"{base}/template-values/shift-handover",
+        params={"site_id": site.json()["id"]},
+        json={"values": {"acknowledge_seconds": 600}},
+        headers=auth(tenant.key),
+    )
+    assert set_values.status_code == 200, set_values.text
+    await _connection(
+        api, tenant, "shift_slack", "slack", secrets={"webhook_url": "https://hooks.slack.com/services/T/B/x"}
+    )
+    made = await api.post(
+        f"{base}/deployments/",
+        json={"template": "shift-handover", "bindings": {"chat": "shift_slack"}},
+        headers=auth(tenant.key),
+    )
+    assert made.status_code == 201, made.text
+    listed = " ".join(_main(await admin.get(DEPLOYMENTS)).split())
+    assert "Every site" in listed and "Linz with its own <code>acknowledge_seconds</code> 600" in listed

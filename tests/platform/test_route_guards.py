@@ -32,6 +32,8 @@ PUBLIC_PREFIXES = (
     "/dev/mailbox",
     # Vendors deliver webhooks here with no key: each delivery proves its sender by its signature.
     "/hooks/",
+    # Stripe's events, each proven by its Stripe-Signature.
+    "/api/v1/billing/stripe/webhook",
     # Scrapers present the metrics token (checked by the route), not an API key.
     "/metrics",
 )

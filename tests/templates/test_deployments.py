@@ -71,7 +71,7 @@ async def test_a_deployment_builds_the_workflow_from_the_template(api: httpx.Asy
     assert steps["post"]["capability"] == "shift_slack.notify"
     assert steps["acknowledge"]["instructions"] == "Read the handover and acknowledge."
     assert steps["acknowledge"]["due_seconds"] == 900
-    assert workflow["definition"]["sla"][0]["acknowledge_within"] == 900
+    assert workflow["definition"]["sla"][0]["coordinate_within"] == 900
 
     # The other customer sees none of it.
     other = world.b.customer

@@ -7,10 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 
+from tests.support.workers import drain, relay_all, running_worker
 from tests.tenants.factories import World, auth
 
 pytestmark = pytest.mark.anyio
+SLACK = "https://hooks.slack.com/services/T/B/x"
 
 
 async def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -94,3 +97,108 @@ async def test_values_come_from_the_nearest_level_that_sets_them(api: httpx.Asyn
         customer_values, params={"site_id": str(other.site_id)}, json={"values": {}}, headers=customer
     )
     assert bad_site.status_code == 422 and bad_site.json()["errors"][0]["field"] == "site_id"
+
+
+async def test_a_deployment_for_several_sites_runs_each_site_with_its_own_values(
+    app: Litestar, api: httpx.AsyncClient, world: World
+) -> None:
+    tenant = world.a.customer
+    customer, base = auth(tenant.key), f"/api/v1/customers/{tenant.customer_id}"
+    linz = await _ok(
+        await api.post(
+            f"{base}/sites", json={"name": "Linz", "timezone": "Europe/Vienna", "external_id": "LNZ"}, headers=customer
+        ),
+        201,
+    )
+    values = f"{base}/template-values/shift-handover"
+    await _ok(await api.put(values, json={"values": {"escalate_to_role": "technician"}}, headers=customer))
+    await _ok(
+        await api.put(
+            values, params={"site_id": linz["id"]}, json={"values": {"acknowledge_seconds": 600}}, headers=customer
+        )
+    )
+    await _ok(
+        await api.post(
+            f"{base}/outbound-connections/",
+            json={"key": "shift_slack", "name": "Shift", "type": "slack", "secrets": {"webhook_url": SLACK}},
+            headers=customer,
+        ),
+        201,
+    )
+    deployed = await _ok(
+        await api.post(
+            f"{base}/deployments/",
+            json={
+                "template": "shift-handover",
+                "bindings": {"chat": "shift_slack"},
+                "site_ids": [str(tenant.site_id), linz["id"]],
+            },
+            headers=customer,
+        ),
+        201,
+    )
+    main = {p["name"]: (p["value"], p["source"]) for p in deployed["params"]}
+    assert main["acknowledge_seconds"] == (1800, "template")
+    [variant] = deployed["site_variants"]
+    assert variant["site_ids"] == [linz["id"]]
+    assert {p["name"]: (p["value"], p["source"]) for p in variant["params"]} == {
+        "acknowledge_seconds": (600, "site"),
+        "escalate_to_role": ("technician", "customer"),
+    }
+
+    # A handover at each plant: each runs with its own plant's values.
+    for site_ref in (f"{tenant.slug}-S", "LNZ"):
+        sent = await api.post(
+            "/api/v1/events",
+            headers={**customer, "content-type": "application/cloudevents+json"},
+            json={
+                "specversion": "1.0",
+                "id": f"handover-{site_ref}",
+                "source": "urn:mes",
+                "type": "dev.andon.shift.handover.v1",
+                "siteid": site_ref,
+                "data": {"shift": "Early", "notes": "all quiet"},
+            },
+        )
+        assert sent.status_code == 201, sent.text
+    await relay_all(app)
+    with running_worker(app):
+        drain(app)
+    runs = (await _ok(await api.get(f"{base}/runs/", headers=customer)))["items"]
+    by_site = {r["site_id"]: r for r in runs}
+    assert set(by_site) == {str(tenant.site_id), linz["id"]}
+    assert by_site[str(tenant.site_id)]["workflow_key"] == "shift-handover"
+    assert by_site[linz["id"]]["workflow_key"].startswith("shift-handover--")
+    for site_id, seconds in ((str(tenant.site_id), 1800), (linz["id"], 600)):
+        detail = await _ok(await api.get(f"{base}/runs/{by_site[site_id]['id']}", headers=customer))
+        assert detail["context"]["params"]["acknowledge_seconds"] == seconds
+
+    # Pausing, upgrading and rolling back move every site's workflow together.
+    paused = await _ok(await api.post(f"{base}/deployments/{deployed['id']}/pause", headers=customer))
+    workflows = (await _ok(await api.get(f"{base}/workflows/", headers=customer)))["items"]
+    mine = {w["id"]: w for w in workflows}
+    assert not mine[paused["workflow_id"]]["enabled"] and not mine[variant["workflow_id"]]["enabled"]
+    resumed = await _ok(await api.post(f"{base}/deployments/{deployed['id']}/resume", headers=customer))
+    upgraded = await _ok(
+        await api.post(
+            f"{base}/deployments/{deployed['id']}/upgrade",
+            json={"version": resumed["version"], "params": {"escalate_to_role": "quality"}},
+            headers=customer,
+        )
+    )
+    [new_variant] = upgraded["site_variants"]
+    assert {p["name"]: p["value"] for p in new_variant["params"]}["escalate_to_role"] == "quality"
+    assert new_variant["workflow_id"] != variant["workflow_id"]
+
+    async def enabled() -> dict[str, bool]:
+        items = (await _ok(await api.get(f"{base}/workflows/", headers=customer)))["items"]
+        return {w["id"]: w["enabled"] for w in items}
+
+    now = await enabled()
+    assert now[upgraded["workflow_id"]] and now[new_variant["workflow_id"]]
+    assert not now[deployed["workflow_id"]] and not now[variant["workflow_id"]]
+    back = await _ok(await api.post(f"{base}/deployments/{deployed['id']}/rollback", headers=customer))
+    assert back["site_variants"][0]["workflow_id"] == variant["workflow_id"]
+    now = await enabled()
+    assert now[deployed["workflow_id"]] and now[variant["workflow_id"]]
+    assert not now[upgraded["workflow_id"]] and not now[new_variant["workflow_id"]]

@@ -112,7 +112,7 @@ async def test_twenty_customers_in_two_waves_with_a_run_under_way_and_a_wave_rol
     # The run started on 1.0.0 is still on it.
     kept = await _ok(await api.get(f"/api/v1/customers/{first}/runs/{run['id']}", headers=partner))
     assert (kept["run"]["version"], kept["run"]["workflow_id"]) == (1, workflow_v1)
-    assert kept["definition"]["sla"][0]["acknowledge_within"] == 1800
+    assert kept["definition"]["sla"][0]["coordinate_within"] == 1800
 
     back = await _ok(await api.post(base + "/waves/0/rollback", headers=partner))
     assert [c["status"] for c in back["customers"] if c["wave"] == 0] == ["rolled_back"] * 5
