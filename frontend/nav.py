@@ -23,6 +23,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Branding", "/partner/branding", OrgKind.PARTNER, P.BRANDING_WRITE),
     NavItem("Template library", "/partner/library", OrgKind.PARTNER, P.WORKFLOWS_READ),
     NavItem("Rollouts", "/partner/rollouts", OrgKind.PARTNER, P.WORKFLOWS_READ),
+    NavItem("Billing", "/partner/billing", OrgKind.PARTNER, P.BILLING_READ),
     # The people on shift start at the incidents: the operations console comes first.
     NavItem("Incidents", "/operations/incidents", OrgKind.CUSTOMER, P.EVENTS_READ),
     # What workflows ask of this person: the tasks they do (tasks:write) and the approvals they sign.
@@ -37,6 +38,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Connections", "/admin/connections", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
     NavItem("Outbound", "/admin/outbound", OrgKind.CUSTOMER, P.CONNECTIONS_READ),
     NavItem("Workflows", "/admin/templates", OrgKind.CUSTOMER, P.WORKFLOWS_READ),
+    NavItem("Billing", "/admin/billing", OrgKind.CUSTOMER, P.BILLING_READ),
     NavItem("Audit trail", "/admin/audit", OrgKind.CUSTOMER, P.AUDIT_READ),
 )
 

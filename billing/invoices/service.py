@@ -46,7 +46,7 @@ from andon.billing.pricing.money import allocate
 from andon.billing.pricing.rating import MINIMUM, exact_lines, period_share
 from andon.billing.usage.meters import GRACE, period_end
 from andon.billing.usage.models import UsageRecord
-from andon.billing.usage.service import UsageService
+from andon.billing.usage.service import MeterTotal, UsageService, partner_totals
 from andon.platform.audit.service import record
 from andon.platform.db.scope import lock_name
 from andon.platform.db.types import utcnow
@@ -155,6 +155,10 @@ def segment_lines(
     return lines
 
 
+def quantities(totals: Sequence[MeterTotal]) -> dict[str, int]:
+    return {t.meter: t.quantity for t in totals}
+
+
 def rounded(channel: str, period: str, currency: str | None, lines: list[DraftLine]) -> Draft:
     amounts = allocate([line.exact for line in lines])
     return Draft(channel, period, currency, [replace(line, amount=a) for line, a in zip(lines, amounts, strict=True)])
@@ -242,6 +246,12 @@ def format_number(prefix: str, kind: str, year: int, sequence: int) -> str:
     return f"{prefix}{middle}-{year}-{sequence:06d}"
 
 
+def closable_from(period: str) -> datetime:
+    """When a period may be closed: once its grace has passed (usage may arrive until then)."""
+    _, end = period_bounds(period)
+    return end + GRACE
+
+
 def retail_key(customer_id: uuid.UUID, period: str) -> str:
     return f"retail:{customer_id}:{period}"
 
@@ -304,13 +314,15 @@ class InvoiceService:
 
     # --- previews ---
 
-    async def preview(self, tenant: TenantContext, period: str) -> Draft:
-        """The customer's retail invoice for ``period`` as it stands now (usage summed in SQL)."""
+    async def preview(self, tenant: TenantContext, period: str, *, usage: dict[str, int] | None = None) -> Draft:
+        """The customer's retail invoice for ``period`` as it stands now (usage summed in SQL; ``usage``:
+        the customer's quantities when the caller read every customer's at once)."""
         start, end = period_bounds(period)
         segments = await SubscriptionService(self.session, tenant).segments(start, end)
         if not segments:
             return Draft(RETAIL, period, None, [])
-        usage = {t.meter: t.quantity for t in await UsageService(self.session, tenant).totals(period)}
+        if usage is None:
+            usage = quantities(await UsageService(self.session, tenant).totals(period))
         return rounded(RETAIL, period, segments[-1].plan.currency, segment_lines(segments, usage, start, end))
 
     async def wholesale_preview(self, partner_id: uuid.UUID, period: str) -> Draft:
@@ -321,10 +333,12 @@ class InvoiceService:
         if not segments:
             return Draft(WHOLESALE, period, None, [])
         lines: list[DraftLine] = []
+        # Every customer's usage in one grouped read, not a round of queries per customer.
+        totals = await partner_totals(self.session, partner_id, period)
         for customer in await self._customers(partner_id):
             tenant = billing_tenant(customer, self.principal)
             covered = await SubscriptionService(self.session, tenant).coverage(start, end)
-            usage = {t.meter: t.quantity for t in await UsageService(self.session, tenant).totals(period)}
+            usage = quantities(totals.get(customer.id, []))
             if not covered and not any(usage.values()):
                 continue
             lines.extend(segment_lines(segments, usage, start, end, within=covered, customer=customer))
@@ -333,10 +347,10 @@ class InvoiceService:
     # --- period close ---
 
     def _closable(self, period: str, now: datetime) -> None:
-        _, end = period_bounds(period)
-        if now < end + GRACE:
+        opens = closable_from(period)
+        if now < opens:
             raise ConflictError(
-                f"{period} can be closed from {(end + GRACE).isoformat()}: usage may arrive until its grace ends",
+                f"{period} can be closed from {opens.isoformat()}: usage may arrive until its grace ends",
                 extra={"errors": [{"field": "period", "message": "still open"}]},
             )
 
@@ -353,10 +367,13 @@ class InvoiceService:
         customers = await self._customers(partner.id)
         done = await documents.existing_keys([retail_key(c.id, period) for c in customers])
         created: list[Document] = []
+        # Every customer's usage in one grouped read, not a round of queries per customer.
+        totals = await partner_totals(self.session, partner.id, period) if len(done) < len(customers) else {}
         for customer in customers:
             if retail_key(customer.id, period) in done:
                 continue
-            draft = await self.preview(billing_tenant(customer, self.principal), period)
+            usage = quantities(totals.get(customer.id, []))
+            draft = await self.preview(billing_tenant(customer, self.principal), period, usage=usage)
             if draft.currency is None:
                 continue
             created.append(
@@ -637,3 +654,10 @@ async def usage_rows(session: AsyncSession, tenant: TenantContext, period: str) 
 async def document_lines(documents: InvoiceRepository, invoice_id: uuid.UUID) -> AsyncIterator[InvoiceLine]:
     async for line in documents.stream_lines(invoice_id):
         yield line
+
+
+async def issued_total(session: AsyncSession, tenant: TenantContext, period: str) -> int | None:
+    """What Andon billed the customer for ``period`` (its retail invoice, less credit notes), or None
+    when the period is not closed for it (reconciliation against Stripe's invoices)."""
+    documents = await InvoiceRepository.for_tenant(session, tenant).of_period(period)
+    return sum(d.total_minor for d in documents) if documents else None

@@ -43,6 +43,7 @@ from andon.billing.plans.schemas import (
 )
 from andon.billing.pricing.money import CurrencyError, exponent
 from andon.billing.pricing.prices import Plan
+from andon.billing.stripe.repository import SyncQueueRepository
 from andon.billing.usage.meters import METERS
 from andon.platform.audit.service import record
 from andon.platform.db.types import utcnow
@@ -344,6 +345,9 @@ class SubscriptionService:
             partner_id=self.tenant.partner_id, plan_version_id=version.id, starts_at=at, trial_ends_at=trial
         )
         await self.repo.add(row)
+        # Stripe hears of it after this commits (billing/stripe/pending.py), never inside the request.
+        reason = "subscription_changed" if ends_last else "subscription_started"
+        await SyncQueueRepository(self.session, self.tenant).enqueue(reason, now or utcnow())
         await record(
             self.session,
             self.tenant.principal,
@@ -367,6 +371,7 @@ class SubscriptionService:
             )
         last.ends_at = at
         await self.session.flush()
+        await SyncQueueRepository(self.session, self.tenant).enqueue("subscription_cancelled", now or utcnow())
         await record(
             self.session,
             self.tenant.principal,

@@ -1,36 +1,30 @@
-"""``andon billing``: Stripe reconciliation and the usage push, across every customer linked to Stripe."""
+"""``andon billing``: Stripe reconciliation and the usage push, across every customer linked to Stripe;
+the period close (``billing/invoices/cli.py``) joins the same group."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from andon.billing.invoices.cli import close, period_param
 from andon.platform.config.settings import Settings
-from andon.platform.tenancy.context import TenantContext, TenantId
-from andon.platform.tenancy.principal import system_principal
-
-OPERATOR = system_principal(frozenset(), label="andon billing")
-
-
-def _period(_: click.Context, __: click.Parameter, value: str) -> str:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
-        raise click.BadParameter("a month as YYYY-MM, for example 2026-11")
-    return value
+from andon.platform.tenancy.context import TenantContext
 
 
 @click.group()
 def billing() -> None:
-    """Billing: Stripe reconciliation and usage push (ANDON_STRIPE_API_KEY)."""
+    """Billing: period close, Stripe reconciliation and usage push (ANDON_STRIPE_API_KEY)."""
+
+
+billing.add_command(close)
 
 
 @billing.command("reconcile")
-@click.option("--period", required=True, callback=_period, help="The month, YYYY-MM.")
+@click.option("--period", required=True, callback=period_param, help="The month, YYYY-MM.")
 def reconcile(period: str) -> None:
     """List every difference between Andon's ledger and Stripe's for a month; exit 1 if any."""
     sys.exit(asyncio.run(_reconcile(Settings(), period)))
@@ -43,33 +37,18 @@ def push_usage() -> None:
 
 
 async def _each_customer(settings: Settings, work: Callable[[AsyncSession, TenantContext], Awaitable[None]]) -> None:
-    """``work`` in each customer linked to Stripe, one transaction each, bound to that customer."""
-    from andon.billing.stripe.repository import customer_links
+    from andon.billing.stripe.pending import each_linked_customer
     from andon.platform.db.engine import create_engine, create_sessionmaker
-    from andon.platform.db.scope import apply_principal_scope, bind_tenant
-    from andon.tenants.orgs.service import CustomerService
 
     engine = create_engine(settings.database)
     try:
-        sessions = create_sessionmaker(engine)
-        async with sessions() as session, session.begin():
-            await apply_principal_scope(session, OPERATOR)
-            tenants = [tenant for tenant, _ in await customer_links(session)]
-            customers = CustomerService(session, OPERATOR)
-            partners: dict[uuid.UUID, uuid.UUID] = {t: (await customers.get(t)).partner_id for t in tenants}
-        for tenant_id in tenants:
-            async with sessions() as session, session.begin():
-                await apply_principal_scope(session, OPERATOR)
-                await bind_tenant(session, tenant_id, OPERATOR)
-                tenant = TenantContext(
-                    tenant_id=TenantId(tenant_id), partner_id=partners[tenant_id], principal=OPERATOR
-                )
-                await work(session, tenant)
+        await each_linked_customer(create_sessionmaker(engine), work)
     finally:
         await engine.dispose()
 
 
 async def _reconcile(settings: Settings, period: str) -> int:
+    from andon.billing.invoices.service import issued_total
     from andon.billing.stripe.client import StripeUnavailableError, connected
     from andon.billing.stripe.reconcile import Reconciliation, reconcile_tenant
 
@@ -78,8 +57,8 @@ async def _reconcile(settings: Settings, period: str) -> int:
         async with connected(settings.stripe) as client:
 
             async def one(session: AsyncSession, tenant: TenantContext) -> None:
-                # Andon's own invoice totals join once period close (billing/invoices) hands them over.
-                await reconcile_tenant(client, session, tenant, period, report)
+                total = await issued_total(session, tenant, period)
+                await reconcile_tenant(client, session, tenant, period, report, andon_invoice_total=total)
 
             await _each_customer(settings, one)
     except StripeUnavailableError as exc:

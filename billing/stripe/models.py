@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from andon.platform.db.base import Base, RecordMixin, TenantOwnedMixin
@@ -82,3 +82,18 @@ class StripeInvoice(TenantOwnedMixin, Base):
     # The Stripe event last applied: an older event delivered late does not undo a newer one.
     event_created: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     last_event_type: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class BillingSyncPending(TenantOwnedMixin, Base):
+    """A customer whose subscription changed and whose Stripe objects are still to be brought up to
+    date. Written in the change's own transaction (the change is never lost), deleted once Stripe has
+    it; a failed call leaves it, with the error, for the next try."""
+
+    __tablename__ = "billing_sync_queue"
+    __table_args__ = (UniqueConstraint("tenant_id"),)
+
+    # What changed last (subscription_started, subscription_changed, subscription_cancelled).
+    reason: Mapped[str] = mapped_column(String(40), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)

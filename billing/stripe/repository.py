@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.billing.stripe.models import (
+    BillingSyncPending,
     StripeCatalogEntry,
     StripeInvoice,
     StripeLink,
@@ -148,3 +149,48 @@ async def tenant_of_customer(session: AsyncSession, stripe_customer_id: str) -> 
     )
     found = (await session.execute(stmt)).first()
     return None if found is None else (found[0], found[1])
+
+
+class SyncQueueRepository(TenantRepository[BillingSyncPending]):
+    """The tenant's pending Stripe sync: at most one row, whatever changed since the last delivery."""
+
+    model = BillingSyncPending
+
+    async def enqueue(self, reason: str, now: datetime) -> None:
+        """Marks the tenant's subscription as still to be sent (in the change's own transaction)."""
+        insert = pg_insert if is_postgres(self.session) else sqlite_insert
+        stmt = insert(BillingSyncPending).values(
+            id=new_id(),
+            tenant_id=self.ctx.tenant_id,
+            reason=reason,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        # Another change before the last was delivered: one delivery of the newest state covers both.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id"],
+            set_={"reason": reason, "next_attempt_at": now, "updated_at": now},
+        )
+        await self.session.execute(stmt)
+
+    async def claim(self) -> BillingSyncPending | None:
+        """The tenant's pending row, locked for this delivery (a concurrent one skips it)."""
+        stmt = self.select().with_for_update(skip_locked=True)
+        return (await self.session.execute(stmt)).scalars().first()
+
+    async def done(self, row: BillingSyncPending) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+
+async def due_syncs(session: AsyncSession, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Tenants whose pending Stripe sync is due, oldest first (operator scope, across tenants)."""
+    stmt = (
+        select(BillingSyncPending.tenant_id)
+        .where(BillingSyncPending.next_attempt_at <= now)
+        .order_by(BillingSyncPending.next_attempt_at, BillingSyncPending.tenant_id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -367,6 +367,22 @@ class StripeSync:
         await self.links.put("subscription", subscription.andon_id, stripe_id, print_)
         return stripe_id
 
+    async def end_subscription(self, andon_id: str, at: datetime) -> str | None:
+        """Ends a cancelled subscription in Stripe at the moment Andon's ends (``cancel_at``); the
+        Stripe id, or None when it never reached Stripe."""
+        link = await self.links.get_link("subscription", andon_id)
+        if link is None:
+            return None
+        values = {"cancel_at": int(at.timestamp()), "proration_behavior": "none"}
+        print_ = fingerprint(values)
+        if link.fingerprint == print_:
+            self.report.unchanged["subscription"] += 1
+            return link.stripe_id
+        await self.client.v1.subscriptions.update_async(link.stripe_id, params(values))
+        self.report.updated["subscription"] += 1
+        await self.links.put("subscription", andon_id, link.stripe_id, print_)
+        return link.stripe_id
+
     # -- usage -----------------------------------------------------------------------------------
     async def push_usage(self, *, now: datetime | None = None) -> PushReport:
         """Sends the tenant's usage recorded since the watermark as meter events."""

@@ -109,6 +109,33 @@ class UsageRepository(TenantRepository[UsageRecord]):
         )
         return [(v, int(s)) for v, s in (await self.session.execute(stmt)).all()]
 
+    def _day(self) -> Any:
+        """The UTC day of a record as ``YYYY-MM-DD`` text, computed by the database."""
+        if is_postgres(self.session):
+            return func.to_char(func.timezone("UTC", UsageRecord.occurred_at), "YYYY-MM-DD")
+        # SQLite keeps the UTC timestamp as ISO text; its first ten characters are the day.
+        return func.strftime("%Y-%m-%d", UsageRecord.occurred_at)
+
+    async def daily(self, period: str) -> list[tuple[str, str, int, int, int]]:
+        """(day, meter, sum, count, max) per UTC day of occurrence and meter in the period."""
+        day = self._day().label("day")
+        stmt = (
+            self._in(period)
+            .add_columns(
+                day, UsageRecord.meter, func.sum(UsageRecord.quantity), func.count(), func.max(UsageRecord.quantity)
+            )
+            .group_by(day, UsageRecord.meter)
+            .order_by(day, UsageRecord.meter)
+        )
+        return [(str(d), m, int(s), int(c), int(x)) for d, m, s, c, x in (await self.session.execute(stmt)).all()]
+
+    async def daily_distinct(self, period: str, meter: str, dimension: str) -> list[tuple[str, int]]:
+        """(day, distinct values of the dimension) per UTC day, for a ``unique`` meter."""
+        day = self._day().label("day")
+        value = UsageRecord.dimensions[dimension].as_string()
+        stmt = self._in(period, meter).add_columns(day, func.count(func.distinct(value))).group_by(day).order_by(day)
+        return [(str(d), int(n)) for d, n in (await self.session.execute(stmt)).all()]
+
     async def late_count(self, period: str) -> int:
         stmt = self._in(period).add_columns(func.count()).where(UsageRecord.late.is_(True))
         return int((await self.session.execute(stmt)).scalar_one())
@@ -210,3 +237,68 @@ class MeteringSweep:
     async def append(self, rows: Sequence[dict[str, Any]]) -> int:
         """Inserts the records not seen before, each in its own tenant; how many were new."""
         return await _insert_new(self.session, rows)
+
+
+class PartnerUsageRepository:
+    """One partner's usage across all its customers in one grouped query per aggregation: the period
+    close reads every customer at once instead of a round of queries per customer. On PostgreSQL the
+    read policy opens these rows to the partner (outside any tenant) and to the operator."""
+
+    def __init__(self, session: AsyncSession, partner_id: uuid.UUID) -> None:
+        self.session = session
+        self.partner_id = partner_id
+
+    def _in(self, period: str, meter: str | None = None) -> Select[Any]:
+        where = [UsageRecord.partner_id == self.partner_id, UsageRecord.period == period]
+        if meter is not None:
+            where.append(UsageRecord.meter == meter)
+        return select().where(*where)
+
+    async def totals(self, period: str) -> list[tuple[uuid.UUID, str, int, int, int]]:
+        """(tenant, meter, sum, count, max) per customer and meter in the period."""
+        stmt = (
+            self._in(period)
+            .add_columns(
+                UsageRecord.tenant_id,
+                UsageRecord.meter,
+                func.sum(UsageRecord.quantity),
+                func.count(),
+                func.max(UsageRecord.quantity),
+            )
+            .group_by(UsageRecord.tenant_id, UsageRecord.meter)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [(t, m, int(s), int(c), int(x)) for t, m, s, c, x in rows]
+
+    async def last_values(self, period: str, meters: Sequence[str]) -> dict[tuple[uuid.UUID, str], int]:
+        """Each customer's latest value of each gauge meter in the period (ties: the larger value)."""
+        if not meters:
+            return {}
+        ranked = (
+            self._in(period)
+            .where(UsageRecord.meter.in_(meters))
+            .add_columns(
+                UsageRecord.tenant_id,
+                UsageRecord.meter,
+                UsageRecord.quantity,
+                func.row_number()
+                .over(
+                    partition_by=(UsageRecord.tenant_id, UsageRecord.meter),
+                    order_by=(UsageRecord.occurred_at.desc(), UsageRecord.quantity.desc()),
+                )
+                .label("rank"),
+            )
+            .subquery()
+        )
+        stmt = select(ranked.c.tenant_id, ranked.c.meter, ranked.c.quantity).where(ranked.c.rank == 1)
+        return {(t, m): int(v) for t, m, v in (await self.session.execute(stmt)).all()}
+
+    async def distinct_values(self, period: str, meter: str, dimension: str) -> dict[uuid.UUID, int]:
+        """Each customer's count of distinct values of a dimension for a ``unique`` meter."""
+        value = UsageRecord.dimensions[dimension].as_string()
+        stmt = (
+            self._in(period, meter)
+            .add_columns(UsageRecord.tenant_id, func.count(func.distinct(value)))
+            .group_by(UsageRecord.tenant_id)
+        )
+        return {t: int(n) for t, n in (await self.session.execute(stmt)).all()}

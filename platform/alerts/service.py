@@ -1,5 +1,7 @@
 """What people do to alerts: acknowledge, resolve, shelve (with a reason and an expiry), unshelve.
-Every such act is audited and noted on the incident's timeline."""
+Every such act is audited and noted on the incident's timeline. Acknowledging an alert (or, with its
+last alert, the incident) stops the escalation ladders of the runs it started, in the same
+transaction."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from andon.platform.alerts.repository import AlertRepository, IncidentEntryRepos
 from andon.platform.alerts.schemas import Shelve
 from andon.platform.audit.service import record
 from andon.platform.db.types import utcnow
+from andon.platform.engine.escalation import acknowledged_elsewhere
 from andon.platform.http.errors import ConflictError, NotFoundError
 from andon.platform.tenancy.context import TenantContext
 
@@ -42,8 +45,13 @@ class AlertService:
         alert = await self.get(alert_id)
         if alert.status != "triggered":
             raise ConflictError(f"the alert is {alert.status}; only a triggered alert can be acknowledged")
-        alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", utcnow(), self._who()
+        now = utcnow()
+        alert.status, alert.acknowledged_at, alert.acknowledged_by = "acknowledged", now, self._who()
         await self._act(alert, "alert.acknowledged", f"Acknowledged by {self._who()}")
+        # Someone owns it: the escalation ladders of the runs it started stop now, not at their next page.
+        await acknowledged_elsewhere(
+            self.session, self.tenant, f"alert acknowledged by {self._who()}", now, alert_id=alert.id
+        )
         if alert.incident_id is not None:
             await self._acknowledge_incident_when_owned(alert.incident_id)
         return alert
@@ -83,8 +91,12 @@ class AlertService:
             return
         triggered, _ = await self.alerts.search(limit=1, offset=0, incident_id=incident_id, status="triggered")
         if not triggered:
-            incident.status, incident.acknowledged_at = "acknowledged", utcnow()
+            now = utcnow()
+            incident.status, incident.acknowledged_at = "acknowledged", now
             await self._note(incident.id, "acknowledged", f"Every alert is acknowledged: {self._who()} owns it", None)
+            await acknowledged_elsewhere(
+                self.session, self.tenant, "incident acknowledged", now, incident_id=incident.id
+            )
 
     async def _close_incident_when_done(self, incident_id: uuid.UUID) -> None:
         incident = await self.incidents.get(incident_id)

@@ -19,6 +19,7 @@ from andon.platform.auth.schemas import ApiKeyCreate
 from andon.platform.auth.service import ApiKeyService
 from andon.platform.config.settings import Settings
 from andon.platform.db.scope import apply_principal_scope
+from andon.platform.devmode.billing_demo import seed_billing
 from andon.platform.engine.schemas import WorkflowCreate
 from andon.platform.engine.service import WorkflowService
 from andon.platform.identity.schemas import GrantIn, UserCreate
@@ -259,7 +260,18 @@ async def _seed_workflows(session: AsyncSession, customers: dict[str, Customer])
 
 
 async def seed_demo(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[dict[str, Any], bool]:
-    """Returns the credentials and whether anything was created."""
+    """Returns the credentials and whether anything was created. The billing part runs every time:
+    it tops up the demo's usage to today (and adds nothing twice)."""
+    creds, created = await _seed_orgs(sessionmaker, settings)
+    async with sessionmaker() as session, session.begin():
+        await apply_principal_scope(session, system_principal(ALL_PERMISSIONS, "demo seed"))
+        partners, customers = await _load_orgs(session)
+    by_partner = {p.slug: [customers[c.slug] for c in p.customers if c.slug in customers] for p in DEMO}
+    await seed_billing(sessionmaker, partners, by_partner)
+    return creds, created
+
+
+async def _seed_orgs(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> tuple[dict[str, Any], bool]:
     path = settings.data_dir / CREDENTIALS_FILE
     async with sessionmaker() as session, session.begin():
         await apply_principal_scope(session, system_principal(ALL_PERMISSIONS, "demo seed"))

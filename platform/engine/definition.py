@@ -26,11 +26,16 @@ Kinds of step (``kind``):
 - ``subflow``: starts the tenant's ``workflow`` (by key, its latest version) as a child run with the
   rendered ``inputs``; with ``wait`` the step waits for the child and passes with its outcome (a
   failed or cancelled child fails the step, or takes ``on_failure``); without, it goes on at once.
+  A waiting step may give up after ``timeout_seconds`` (taking ``on_timeout``, as a
+  ``wait_for_event`` does, or failing); the child it stopped waiting for is then cancelled unless
+  ``cancel_child_on_timeout: false`` (which keeps it only along ``on_timeout``: a run that fails
+  cancels its running children, a succeeded one leaves its ``wait: false`` children running).
 
 Beside the steps, a definition may carry ``sla`` policies (the first whose ``when`` matches the
 trigger event sets the run's acknowledge / resolve / coordinate due times) and a run-wide
-``escalation`` ladder started with the run and ended when it succeeds. Durations are seconds, as
-everywhere in a definition.
+``escalation`` ladder started with the run and ended when it succeeds. A ladder's ``notify`` (or a
+level's own) names the channels its pages go through: ``notify`` capabilities of the customer's
+e-mail, Slack or Teams connections. Durations are seconds, as everywhere in a definition.
 """
 
 from __future__ import annotations
@@ -196,6 +201,11 @@ class Target(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defa
         )
 
 
+# Where a page goes: a ``notify`` capability of one of the customer's outbound connections
+# ("ops_mail.notify": an e-mail, Slack or Teams connection), checked when the workflow is saved.
+Channels = Annotated[list[CapabilityName], msgspec.Meta(max_length=10)]
+
+
 class EscalationLevel(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     # Seconds after the previous level paged (the first level: after the ladder started).
     after: Annotated[float, msgspec.Meta(ge=0, le=30 * 24 * 3600)]
@@ -203,6 +213,8 @@ class EscalationLevel(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     # Pages this level again this many times, ``repeat_every`` seconds apart, before the next level.
     repeat: Annotated[int, msgspec.Meta(ge=0, le=20)] = 0
     repeat_every: Seconds | None = None
+    # This level's channels instead of the ladder's ([] : this level is recorded, not sent).
+    notify: Channels | None = None
 
 
 Levels = Annotated[list[EscalationLevel], msgspec.Meta(min_length=1, max_length=10)]
@@ -210,6 +222,8 @@ Levels = Annotated[list[EscalationLevel], msgspec.Meta(min_length=1, max_length=
 
 class EscalationPolicy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     levels: Levels
+    # The channels every level pages through (unless a level names its own); none: pages are recorded.
+    notify: Channels = msgspec.field(default_factory=list)
     # CEL over ``event``, ``alert`` and ``params``: the ladder starts with the run only when true.
     when: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
 
@@ -241,6 +255,8 @@ class EscalateStep(StepBase, tag="escalate"):
     """Starts a ladder and goes on at once; acknowledging the run (or its incident) stops it."""
 
     levels: Levels
+    # As the run-wide ladder's ``notify``.
+    notify: Channels = msgspec.field(default_factory=list)
 
 
 class LookupStep(StepBase, tag="lookup"):
@@ -269,11 +285,18 @@ class SubflowStep(StepBase, tag="subflow"):
     wait: bool = True
     # Taken when the awaited child failed or was cancelled (instead of failing this step).
     on_failure: Key | None = None
+    # As a wait_for_event's: None waits for the child as long as it runs.
+    timeout_seconds: Seconds | None = None
+    on_timeout: Key | None = None
+    # A parent that stopped waiting leaves no work running, unless the definition wants the child
+    # to finish on its own.
+    cancel_child_on_timeout: bool = True
 
     def successors(self) -> Iterator[str]:
         yield from super().successors()
-        if self.on_failure:
-            yield self.on_failure
+        for key in (self.on_failure, self.on_timeout):
+            if key:
+                yield key
 
 
 Step = (
@@ -365,6 +388,8 @@ def _problems(definition: Definition) -> Iterator[tuple[str, str]]:
             elif target == step.key:
                 yield at, "goes to itself"
         yield from _expressions(step, at)
+        if isinstance(step, SubflowStep):
+            yield from _subflow_wait(step, at)
         if isinstance(step, JoinStep):
             for key in step.after:
                 if key not in steps:
@@ -402,6 +427,7 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
             yield f"{at}.assignee", "an approval that needs several signatures is not assigned to one person"
     elif isinstance(step, EscalateStep):
         yield from _levels(step.levels, f"{at}.levels")
+        yield from _channels(step.notify, f"{at}.notify")
     for field, source in cel_sources:
         try:
             compile_cel(source)
@@ -412,6 +438,16 @@ def _expressions(step: Step, at: str) -> Iterator[tuple[str, str]]:
             check_template(source)
         except ExpressionError as exc:
             yield f"{at}.{field}", f"not a template: {exc}"
+
+
+def _subflow_wait(step: SubflowStep, at: str) -> Iterator[tuple[str, str]]:
+    if step.wait:
+        if step.on_timeout and step.timeout_seconds is None:
+            yield f"{at}.on_timeout", "on_timeout needs timeout_seconds (how long to wait for the child run)"
+        return
+    for name in ("timeout_seconds", "on_timeout"):
+        if getattr(step, name) is not None:
+            yield f"{at}.{name}", f"a subflow that does not wait (wait: false) has no {name}"
 
 
 def _levels(levels: list[EscalationLevel], at: str) -> Iterator[tuple[str, str]]:
@@ -426,6 +462,35 @@ def _levels(levels: list[EscalationLevel], at: str) -> Iterator[tuple[str, str]]
                 )
         if level.repeat and level.repeat_every is None:
             yield f"{at}[{i}].repeat_every", "a level that repeats needs repeat_every (seconds between pages)"
+        if level.notify is not None:
+            yield from _channels(level.notify, f"{at}[{i}].notify")
+
+
+def _channels(channels: list[str], at: str) -> Iterator[tuple[str, str]]:
+    seen: set[str] = set()
+    for i, channel in enumerate(channels):
+        key, _, capability = channel.partition(".")
+        if not key or not capability:
+            yield f"{at}[{i}]", f"'{channel}' is not '<connection key>.notify' (an outbound connection's notify)"
+        elif channel in seen:
+            yield f"{at}[{i}]", f"'{channel}' is named twice"
+        seen.add(channel)
+
+
+def ladder_channels(definition: Definition) -> Iterator[tuple[str, str]]:
+    """Every channel a ladder of the definition pages through, with where it is (``escalation.notify[0]``)."""
+    ladders: list[tuple[str, list[str], list[EscalationLevel]]] = []
+    if definition.escalation is not None:
+        ladders.append(("escalation", definition.escalation.notify, definition.escalation.levels))
+    ladders += [
+        (f"steps[{i}]", s.notify, s.levels) for i, s in enumerate(definition.steps) if isinstance(s, EscalateStep)
+    ]
+    for at, notify, levels in ladders:
+        for i, channel in enumerate(notify):
+            yield f"{at}.notify[{i}]", channel
+        for j, level in enumerate(levels):
+            for i, channel in enumerate(level.notify or []):
+                yield f"{at}.levels[{j}].notify[{i}]", channel
 
 
 def ladder_targets(definition: Definition) -> Iterator[tuple[str, Target]]:
@@ -454,6 +519,7 @@ def _policies(definition: Definition) -> Iterator[tuple[str, str]]:
         if definition.escalation.when is not None:
             yield from _cel(definition.escalation.when, "escalation.when")
         yield from _levels(definition.escalation.levels, "escalation.levels")
+        yield from _channels(definition.escalation.notify, "escalation.notify")
 
 
 def _cel(source: str, at: str) -> Iterator[tuple[str, str]]:

@@ -5,7 +5,12 @@ A ladder is one ``escalations`` row and one timer at a time: the timer of page `
 pages sent), the level's targets are resolved as they are at that moment (the shift on duty now),
 the page is recorded and the timer of page ``n + 1`` is set. An acknowledgement flips the ladder to
 acknowledged in its own transaction; whichever commits first wins, so no page follows an
-acknowledgement even when the scheduler had already claimed the timer.
+acknowledgement even when the scheduler had already claimed the timer. Acknowledging the run's alert
+or incident stops its ladders in that same transaction (``acknowledged_elsewhere``).
+
+A page goes out through the channels its level names (``notify``): a worker delivers it once the
+page committed (``page_delivery``), never inside the scheduler's transaction; a page of a level
+without channels is recorded with delivery ``none``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.alerts.models import IncidentEntry
@@ -26,20 +32,31 @@ from andon.platform.engine.definition import EscalationLevel
 from andon.platform.engine.duty import OnDuty, resolve_targets
 from andon.platform.engine.models import (
     ACKNOWLEDGED,
+    ACTIVE,
     CANCELLED,
     ESCALATION_TIMER,
     EXHAUSTED,
+    PAGE_TIMER,
     SLA_TIMERS,
     Escalation,
     EscalationPage,
     Timer,
     WorkflowRun,
 )
-from andon.platform.engine.repository import EscalationPageRepository, EscalationRepository, TimerRepository
+from andon.platform.engine.repository import (
+    EscalationPageRepository,
+    EscalationRepository,
+    RunRepository,
+    TimerRepository,
+)
 from andon.platform.tenancy.context import TenantContext
 
 # The key of the ladder a definition starts with its run (step keys cannot start with "@").
 RUN_LADDER = "@run"
+# A page's delivery: being delivered (or retried), or nothing to deliver (no channel named).
+PENDING, NONE = "pending", "none"
+# How long after a page its scheduler timer looks whether a worker delivered it.
+DELIVERY_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,21 @@ def levels_of(escalation: Escalation) -> list[EscalationLevel]:
     return msgspec.convert(escalation.levels, list[EscalationLevel])
 
 
+async def ladder_notify(session: AsyncSession, tenant: TenantContext, run: WorkflowRun, key: str) -> list[str]:
+    """The channels the definition gives ladder ``key`` of the run (its ``escalation`` or the
+    ``escalate`` step of that key), from the definition the run started with."""
+    definition = run.__dict__.get("definition")
+    if definition is None:  # a run read without it (``RunRepository.locked``)
+        definition = await RunRepository(session, tenant).definition(run.id) or {}
+    if key == RUN_LADDER:
+        policy = definition.get("escalation") or {}
+        return list(policy.get("notify") or [])
+    for step in definition.get("steps") or []:
+        if step.get("key") == key:
+            return list(step.get("notify") or [])
+    return []
+
+
 async def start_ladder(
     session: AsyncSession,
     tenant: TenantContext,
@@ -72,8 +104,17 @@ async def start_ladder(
     now: datetime,
     *,
     escalation_id: uuid.UUID | None = None,
+    notify: Sequence[str] | None = None,
 ) -> Escalation:
+    """The ladder started; each level keeps the channels it pages through (its own ``notify``, or
+    the ladder's: ``notify``, by default as the run's definition gives it)."""
     first = now + timedelta(seconds=schedule(levels)[0].delay)
+    channels = list(notify) if notify is not None else await ladder_notify(session, tenant, run, key)
+    stored = []
+    for level in levels:
+        built = msgspec.to_builtins(level)
+        built["notify"] = list(level.notify) if level.notify is not None else channels
+        stored.append(built)
     escalation = await EscalationRepository(session, tenant).add(
         Escalation(
             id=escalation_id or new_id(),
@@ -82,7 +123,7 @@ async def start_ladder(
             site_id=run.site_id,
             incident_id=run.incident_id,
             alert_id=run.alert_id,
-            levels=[msgspec.to_builtins(level) for level in levels],
+            levels=stored,
             pages=0,
             started_at=now,
             next_page_at=first,
@@ -137,6 +178,37 @@ async def end_run_ladder(session: AsyncSession, tenant: TenantContext, run: Work
     stopped = await EscalationRepository(session, tenant).stop(run.id, CANCELLED, now, by=None, key=RUN_LADDER)
     if stopped:
         await TimerRepository(session, tenant).cancel_run_timers(run.id, [ESCALATION_TIMER], now, refs=stopped)
+
+
+async def acknowledged_elsewhere(
+    session: AsyncSession,
+    tenant: TenantContext,
+    by: str,
+    now: datetime,
+    *,
+    alert_id: uuid.UUID | None = None,
+    incident_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """The alert (or the incident) was acknowledged (at ``now``, in the caller's transaction): the
+    ladders of the runs it started stop at once, as acknowledging those runs would stop them. The
+    ladders stopped."""
+    where = []
+    if alert_id is not None:
+        where.append(Escalation.alert_id == alert_id)
+    if incident_id is not None:
+        where.append(Escalation.incident_id == incident_id)
+    if not where:
+        return []
+    active = await EscalationRepository(session, tenant).list(or_(*where), Escalation.status == ACTIVE, limit=1000)
+    runs = RunRepository(session, tenant)
+    stopped: list[uuid.UUID] = []
+    for run_id in sorted({ladder.run_id for ladder in active}):
+        if not await runs.lock(run_id):
+            continue
+        run = await runs.for_update(run_id)
+        if run is not None:
+            stopped += await acknowledge_run(session, tenant, run, by, now, started_by=now)
+    return stopped
 
 
 async def incident_acknowledged(
@@ -211,23 +283,50 @@ async def send_page(
             targets=targets,
             paged=[p.to_json() for p in people],
             paged_at=now,
-            # Delivery (Slack, e-mail, SMS) is a later issue: it will send the pending pages.
-            delivery="pending",
+            # A worker delivers it once this commits (``page_delivery``); without channels it is the
+            # record of who was paged, and nothing waits to send it.
+            delivery=PENDING if levels[slot.level].notify else NONE,
         )
     )
     if next_at is not None:
         await _arm(session, tenant, escalation, number + 1, next_at)
+    if levels[slot.level].notify:
+        await arm_delivery(session, tenant, page, 1, now + DELIVERY_GRACE, now)
     if escalation.incident_id is not None:
         names = ", ".join(p.name for p in people) or "nobody (no one matched the level's targets)"
-        await IncidentEntryRepository(session, tenant).add(
+        entry = await IncidentEntryRepository(session, tenant).add(
             IncidentEntry(
                 incident_id=escalation.incident_id,
                 at=now,
                 kind="escalation",
                 text=f"Escalation level {slot.level + 1}"
                 + (f" (repeat {slot.repeat})" if slot.repeat else "")
-                + f" paged {names}",
+                + f" paged {names}"
+                + ("" if levels[slot.level].notify else " (no notify channel: recorded only)"),
                 actor="escalation ladder",
             )
         )
+        page.entry_id = entry.id
     return page
+
+
+async def arm_delivery(
+    session: AsyncSession, tenant: TenantContext, page: EscalationPage, attempt: int, at: datetime, now: datetime
+) -> None:
+    """The page's delivery (attempt ``attempt``) is (re)tried at ``at`` by the scheduler, unless a
+    worker delivered it by then: the worker's own message normally comes first; this timer is what
+    is left when that message or its worker was lost, and what spaces out the retries."""
+    assert tenant.partner_id is not None
+    timers = TimerRepository(session, tenant)
+    await timers.cancel_run_timers(page.run_id, [PAGE_TIMER], now, refs=[page.id])
+    await timers.add(
+        Timer(
+            run_id=page.run_id,
+            partner_id=tenant.partner_id,
+            step_key=f"@page{page.number}",
+            kind=PAGE_TIMER,
+            attempt=attempt,
+            fire_at=at,
+            ref_id=page.id,
+        )
+    )

@@ -72,7 +72,17 @@ from andon.platform.engine.repository import (
     TaskRepository,
     TimerRepository,
 )
-from andon.platform.engine.subflows import MAX_DEPTH, SUBFLOW, child_context, depth_of, latest_workflow, wake_parent
+from andon.platform.engine.subflows import (
+    MAX_DEPTH,
+    SUBFLOW,
+    cancel_children,
+    child_context,
+    depth_of,
+    latest_workflow,
+    outcome_of,
+    stop_waiting,
+    wake_parent,
+)
 from andon.platform.tenancy.context import TenantContext, TenantId
 from andon.platform.tenancy.principal import system_principal
 
@@ -117,6 +127,8 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
     # A subflow's child run to start when the step completes, with its rendered inputs.
     child: tuple[SubflowStep, Any] | None = None
+    # The child run a subflow step stopped waiting for (its timeout), and whether to cancel it.
+    stop_child: tuple[uuid.UUID, bool] | None = None
 
 
 # Steps that only compute from the run's context: no call, no person, no clock. They run inline, in
@@ -387,15 +399,20 @@ class Executor:
 
     def _subflow(self, run: WorkflowRun, step: SubflowStep, step_run: StepRun, context: dict[str, Any]) -> Outcome:
         if step_run.wake == SUBFLOW:  # the awaited child ended
-            result = step_run.output if isinstance(step_run.output, dict) else {}
-            if result.get("status") == "succeeded":
-                return Outcome("succeeded", result)
-            if step.on_failure:
-                return Outcome("succeeded", result, next=[step.on_failure])
+            return child_ended(step, step_run.output if isinstance(step_run.output, dict) else {})
+        if step_run.wake == "timeout" and step_run.correlation:
+            # The child is stopped (or found ended after all) when the step completes, in that
+            # transaction: ``_settle``.
+            child_id = uuid.UUID(step_run.correlation)
+            stop = (child_id, step.cancel_child_on_timeout)
+            if step.on_timeout:
+                output = {"timed_out": True, "run_id": str(child_id), "workflow": step.workflow}
+                return Outcome("succeeded", output, next=[step.on_timeout], stop_child=stop)
             return Outcome(
                 "failed",
-                error=f"the child run of '{step.workflow}' {result.get('status')}: {result.get('error')}"[:2000],
-                error_kind="subflow",
+                error=f"the child run {child_id} did not finish within {step.timeout_seconds:g} s",
+                error_kind="timeout",
+                stop_child=stop,
             )
         depth = depth_of(run) + 1
         if depth > MAX_DEPTH:
@@ -554,11 +571,14 @@ class Executor:
         started: list[StepMessage] = []
         # These write more than the step (a child run, a task's assignment) before it moves: only for
         # a step that is still this worker's.
-        if (outcome.child is not None or outcome.task is not None) and await steps.state(run.id, step.key) != (
-            RUNNING,
-            message.attempt,
-        ):
+        if (
+            outcome.child is not None or outcome.task is not None or outcome.stop_child is not None
+        ) and await steps.state(run.id, step.key) != (RUNNING, message.attempt):
             return None
+        if outcome.stop_child is not None:
+            assert isinstance(step, SubflowStep)
+            outcome = await self._stop_child(session, tenant, run, step, outcome, now)
+            values.update(error=outcome.error, error_kind=outcome.error_kind)
         if outcome.child is not None:
             outcome, started = await start_child(session, tenant, run, *outcome.child, now)
             values.update(error=outcome.error, error_kind=outcome.error_kind)
@@ -619,6 +639,23 @@ class Executor:
             await start_ladder(session, tenant, run, step.key, step.levels, now, escalation_id=ladder_id)
         return started + await advance(session, tenant, run, step, outcome.output, outcome.next, now)
 
+    async def _stop_child(
+        self,
+        session: AsyncSession,
+        tenant: TenantContext,
+        run: WorkflowRun,
+        step: SubflowStep,
+        outcome: Outcome,
+        now: datetime,
+    ) -> Outcome:
+        """A timed-out subflow step's child cancelled (unless the step keeps it), or, when it ended
+        meanwhile, the step's outcome the child's after all."""
+        assert outcome.stop_child is not None
+        child_id, cancel = outcome.stop_child
+        reason = f"cancelled because its parent run {run.id} stopped waiting for it after {step.timeout_seconds:g} s"
+        ended = await stop_waiting(session, tenant, child_id, now, cancel=cancel, reason=reason)
+        return outcome if ended is None else child_ended(step, outcome_of(ended))
+
     async def _effect_completed(
         self,
         session: AsyncSession,
@@ -665,15 +702,39 @@ async def start_child(
         site_id=run.site_id,
     )
     if step.wait:
-        return Outcome("waiting", wait=(SUBFLOW, str(child.id))), messages
+        # A timeout is the same timer a wait_for_event's is; the scheduler wakes the step with it.
+        timeout = ("timeout", now + timedelta(seconds=step.timeout_seconds)) if step.timeout_seconds else None
+        return Outcome("waiting", wait=(SUBFLOW, str(child.id)), timer=timeout), messages
     return Outcome("succeeded", {"run_id": str(child.id), "workflow": workflow.key}), messages
 
 
+def child_ended(step: SubflowStep, result: dict[str, Any]) -> Outcome:
+    """A waiting subflow step's outcome from its child's (``outcome_of``)."""
+    if result.get("status") == "succeeded":
+        return Outcome("succeeded", result)
+    if step.on_failure:
+        return Outcome("succeeded", result, next=[step.on_failure])
+    return Outcome(
+        "failed",
+        error=f"the child run of '{step.workflow}' {result.get('status')}: {result.get('error')}"[:2000],
+        error_kind="subflow",
+    )
+
+
+def has_subflows(compiled: Compiled) -> bool:
+    return any(isinstance(step, SubflowStep) for step in compiled.steps.values())
+
+
 async def run_ended(session: AsyncSession, tenant: TenantContext, run: WorkflowRun, now: datetime) -> list[StepMessage]:
-    """After ``run`` ended (succeeded, failed or cancelled), in that transaction: a parent step
-    waiting for it as a subflow is queued again with its outcome; that step's message."""
+    """After ``run`` ended (succeeded, failed or cancelled), in that transaction: a failed run's
+    running children are cancelled (a cancelled run's were, by ``RunControl.cancel``, before it
+    ended; a succeeded run leaves its ``wait: false`` children running, as they were started to);
+    a parent step waiting for it as a subflow is queued again with its outcome; that step's message."""
     if run.status == SUCCEEDED:
         await end_run_ladder(session, tenant, run, now)
+    elif run.status == FAILED and has_subflows(definition_of(run)):
+        # Only a definition with subflows can have children: any other run pays no query here.
+        await cancel_children(session, tenant, run, now, f"cancelled because its parent run {run.id} failed", hold=True)
     woken = await wake_parent(session, tenant, run, now)
     if woken is None:
         return []

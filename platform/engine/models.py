@@ -26,7 +26,9 @@ RUN_ACTIVE = frozenset({"running"})
 # Timers of the run rather than of a step: a ladder's next page and an SLA's due time.
 ESCALATION_TIMER = "escalation"
 SLA_TIMERS = {"acknowledge": "sla_acknowledge", "resolve": "sla_resolve", "coordinate": "sla_coordinate"}
-RUN_TIMERS = frozenset({ESCALATION_TIMER, *SLA_TIMERS.values()})
+# A page's delivery, (re)tried: its ``ref_id`` is the page, its ``attempt`` the delivery attempt.
+PAGE_TIMER = "page_delivery"
+RUN_TIMERS = frozenset({ESCALATION_TIMER, PAGE_TIMER, *SLA_TIMERS.values()})
 # Escalation statuses: paging, stopped by an acknowledgement, every level paged, or its run cancelled.
 ACTIVE, ACKNOWLEDGED, EXHAUSTED = "active", "acknowledged", "exhausted"
 
@@ -254,8 +256,8 @@ class Escalation(TenantOwnedMixin, Base):
 
 
 class EscalationPage(TenantOwnedMixin, Base):
-    """One level (or one repeat of it) paging its people: who they were at that moment. Delivery
-    (Slack, e-mail) reads the ``pending`` rows; until it exists they are the record of who was paged."""
+    """One level (or one repeat of it) paging its people: who they were at that moment, and how the
+    page reached them through the ladder's notify channels (``engine/page_delivery.py``)."""
 
     __tablename__ = "escalation_pages"
     __table_args__ = (UniqueConstraint("escalation_id", "number"),)
@@ -272,8 +274,16 @@ class EscalationPage(TenantOwnedMixin, Base):
     # [{"user_id", "email", "name", "via"}]: the people the targets named when the level fired.
     paged: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, nullable=False)
     paged_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    # pending (no delivery yet), sent, failed
+    # pending (being delivered or retried), sent, partial (some channels failed), failed, none (the
+    # ladder names no channel: recorded only)
     delivery: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    # Per channel: {"ops_mail.notify": {"status", "attempts", "error", "at"}}.
+    delivery_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    delivery_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # A worker delivering it holds it until then; past it, another may take it over.
+    delivery_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The incident timeline entry that says who was paged, which the delivery's outcome completes.
+    entry_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class SlaBreach(TenantOwnedMixin, Base):

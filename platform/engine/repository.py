@@ -689,6 +689,16 @@ class TimerRepository(TenantRepository[Timer]):
             .execution_options(synchronize_session=False)
         )
 
+    async def cancel_for_step(self, run_id: uuid.UUID, step_key: str, now: datetime) -> None:
+        """The step's unfired timers will not fire (it stopped waiting and may wait again at the same
+        attempt)."""
+        await self.session.execute(
+            update(Timer)
+            .where(*self.scope(), Timer.run_id == run_id, Timer.step_key == step_key, Timer.fired_at.is_(None))
+            .values(fired_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def cancel_run_timers(
         self,
         run_id: uuid.UUID,
@@ -785,6 +795,37 @@ class EscalationPageRepository(TenantRepository[EscalationPage]):
             .order_by(EscalationPage.paged_at, EscalationPage.number)
         )
         return rows.scalars().all()
+
+    async def claim_delivery(self, page_id: uuid.UUID, now: datetime, lease_until: datetime) -> EscalationPage | None:
+        """Compare-and-set: the page is this worker's to deliver if it is still pending and no other
+        worker holds it (its lease is over); its delivery attempt counts up."""
+        moved = await self.session.execute(
+            update(EscalationPage)
+            .where(
+                *self.scope(),
+                EscalationPage.id == page_id,
+                EscalationPage.delivery == "pending",
+                or_(EscalationPage.delivery_lease_until.is_(None), EscalationPage.delivery_lease_until < now),
+            )
+            .values(delivery_attempts=EscalationPage.delivery_attempts + 1, delivery_lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            return None
+        found = await self.session.execute(
+            self.select().where(EscalationPage.id == page_id).execution_options(populate_existing=True)
+        )
+        return found.scalar_one_or_none()
+
+    async def settle_delivery(self, page_id: uuid.UUID, attempt: int, **values: Any) -> bool:
+        """The outcome of delivery ``attempt``, unless another worker took the page over since."""
+        moved = await self.session.execute(
+            update(EscalationPage)
+            .where(*self.scope(), EscalationPage.id == page_id, EscalationPage.delivery_attempts == attempt)
+            .values(delivery_lease_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 class SlaBreachRepository(TenantRepository[SlaBreach]):

@@ -1,5 +1,5 @@
-"""What the scheduler does with a run's own timers (a ladder's next page, an SLA's due time), inside
-the transaction that claimed them with ``FOR UPDATE SKIP LOCKED``.
+"""What the scheduler does with a run's own timers (a ladder's next page, a page's delivery retry, an
+SLA's due time), inside the transaction that claimed them with ``FOR UPDATE SKIP LOCKED``.
 
 Each timer is handled in its tenant's scope (row-level security: the tenant, and its partner so the
 partner's support people can be paged) and in a savepoint: one that fails is put back a minute
@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from andon.platform.db.scope import apply_principal_scope
 from andon.platform.engine.duty import OnDuty, nobody_on_duty
-from andon.platform.engine.escalation import send_page
-from andon.platform.engine.models import ESCALATION_TIMER, SLA_TIMERS
-from andon.platform.engine.repository import RunRepository, SchedulerRepository
+from andon.platform.engine.escalation import PENDING, send_page
+from andon.platform.engine.models import ESCALATION_TIMER, PAGE_TIMER, SLA_TIMERS
+from andon.platform.engine.repository import EscalationPageRepository, RunRepository, SchedulerRepository
 from andon.platform.engine.sla import judge
 from andon.platform.tenancy.context import TenantContext, TenantId
 from andon.platform.tenancy.principal import OrgKind, Principal, SubjectKind
@@ -38,9 +38,9 @@ class SentPage:
     page_id: uuid.UUID
 
 
-# The delivery hook: called with the pages of a batch once it committed. Slack / e-mail / SMS
-# delivery (a later issue) plugs in here, enqueueing one idempotent message per page; without it the
-# pages stay ``pending`` and are the record of who was paged.
+# The delivery hook: called with the pages of a batch once it committed (new pages, and pending
+# ones whose delivery timer fired); ``page_delivery.page_sender`` enqueues one message per page for a
+# worker. Without it, a page is only recorded.
 DeliverPages = Callable[[Sequence[SentPage]], Awaitable[None]]
 
 
@@ -64,6 +64,7 @@ class RunTimers:
         self.deliver = deliver
         self.pages = 0
         self.breaches = 0
+        self.redeliveries = 0
         # Pages of the batch in hand, delivered only once its transaction committed.
         self._sent: list[SentPage] = []
 
@@ -89,6 +90,14 @@ class RunTimers:
                 await SchedulerRepository(session).rearm(row.id, now + RETRY_AFTER)
 
     async def _fire(self, session: AsyncSession, tenant: TenantContext, row: Any, now: datetime) -> None:
+        if row.kind == PAGE_TIMER:
+            # A page whose worker's message (or worker) was lost, or whose failed channels are due
+            # another try: handed to a worker again, which takes it only if it is still pending.
+            page = await EscalationPageRepository(session, tenant).get(row.ref_id) if row.ref_id else None
+            if page is not None and page.delivery == PENDING:
+                self.redeliveries += 1
+                self._sent.append(SentPage(row.tenant_id, row.partner_id, page.id))
+            return
         run = await RunRepository(session, tenant).for_update(row.run_id)
         if run is None:
             return
@@ -100,7 +109,8 @@ class RunTimers:
             )
             if page is not None:
                 self.pages += 1
-                self._sent.append(SentPage(row.tenant_id, row.partner_id, page.id))
+                if page.delivery == PENDING:  # a page of a level without channels is only recorded
+                    self._sent.append(SentPage(row.tenant_id, row.partner_id, page.id))
         elif row.kind in _SLA_KIND and await judge(
             session, tenant, run, policy=row.step_key, kind=_SLA_KIND[row.kind], due_at=row.fire_at, now=now
         ):

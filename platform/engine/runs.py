@@ -6,7 +6,6 @@ Each returns the step messages to send once its transaction has committed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,6 @@ from andon.platform.engine.models import (
     QUEUED,
     SCHEDULED,
     SKIPPED,
-    STEP_DONE,
     WAITING,
     ApprovalDecision,
     HumanTask,
@@ -45,15 +43,13 @@ from andon.platform.engine.models import (
 )
 from andon.platform.engine.repository import (
     DecisionRepository,
-    EscalationRepository,
     RunRepository,
     StepRunRepository,
     TaskRepository,
-    TimerRepository,
     WorkflowRepository,
 )
 from andon.platform.engine.sla import policy_for, start_clocks
-from andon.platform.engine.subflows import SUBFLOW, running_children
+from andon.platform.engine.subflows import SUBFLOW, cancel_children, halt
 from andon.platform.events.models import Event
 from andon.platform.http.errors import ConflictError, NotFoundError, PermissionDeniedError
 from andon.platform.tenancy.context import TenantContext
@@ -236,28 +232,19 @@ class RunControl:
             raise NotFoundError(f"run {run.id} has no step '{step_key}' (yet)")
         return step_run
 
-    async def cancel(self, run_id: uuid.UUID, now: datetime, *, with_parent: bool = False) -> WorkflowRun:
-        """The run, cancelled with its running child runs (subflows). Its children go first: a child
-        ending meanwhile (under its own lock) may still wake a step of this run, which is then
-        cancelled with the others; a run cancelled on its own wakes a parent waiting for it."""
+    async def cancel(self, run_id: uuid.UUID, now: datetime) -> WorkflowRun:
+        """The run, cancelled with its running child runs (subflows) and theirs, each saying why.
+        The children go first: a child ending meanwhile (under its own lock) may still wake a step of
+        this run, which is then cancelled with the others. A cancelled run wakes a parent waiting
+        for it."""
         run = await self._run(run_id)
         if run.status != "running":
             raise ConflictError(f"the run is {run.status}; only a running run can be cancelled")
-        for child_id in await running_children(self.session, self.tenant, run):
-            with contextlib.suppress(ConflictError):  # it ended meanwhile
-                await self.cancel(child_id, now, with_parent=True)
-        reason = "cancelled with its parent run" if with_parent else "cancelled by a person"
-        run.status, run.finished_at, run.error = "cancelled", now, reason
-        for step_run in await self.steps.of_run(run.id):
-            if step_run.status not in STEP_DONE:
-                await self.steps.move(
-                    step_run.id, step_run.status, None, status=CANCELLED, finished_at=now, lease_until=None
-                )
-        await TimerRepository(self.session, self.tenant).cancel_for_run(run.id, now)
-        await EscalationRepository(self.session, self.tenant).stop(run.id, CANCELLED, now, by=None)
-        await self.tasks.cancel_for_run(run.id, now)
-        if not with_parent:
-            self.woken += await run_ended(self.session, self.tenant, run, now)
+        reason = f"cancelled because its parent run {run.id} was cancelled"
+        await cancel_children(self.session, self.tenant, run, now, reason)
+        run.status, run.finished_at, run.error = "cancelled", now, "cancelled by a person"
+        await halt(self.session, self.tenant, run, now)
+        self.woken += await run_ended(self.session, self.tenant, run, now)
         return run
 
     async def acknowledge(self, run_id: uuid.UUID, by: str, now: datetime) -> tuple[WorkflowRun, list[uuid.UUID]]:

@@ -210,7 +210,9 @@ class EscalationPageRead(msgspec.Struct, kw_only=True):
     # Who was paged: [{"user_id", "email", "name", "via"}], as the targets resolved at ``paged_at``.
     paged: list[dict[str, Any]]
     paged_at: datetime
+    # pending, sent, partial, failed, none (no channel); per channel: {"status", "attempts", "error", "at"}
     delivery: str
+    delivery_detail: dict[str, Any] | None = None
 
 
 class EscalationRead(msgspec.Struct, kw_only=True):

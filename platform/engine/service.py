@@ -34,6 +34,7 @@ from andon.platform.engine.models import (
     Workflow,
     WorkflowRun,
 )
+from andon.platform.engine.page_delivery import channel_problems
 from andon.platform.engine.repository import (
     DecisionRepository,
     EscalationPageRepository,
@@ -150,6 +151,15 @@ class WorkflowService:
                 extra={"errors": [{"field": f, "message": m} for f, m in problems]},
             )
 
+    async def _check_channels(self, compiled: Compiled) -> None:
+        """Every channel a ladder pages through is a notify capability of this customer's connections."""
+        problems = await channel_problems(self.session, self.tenant, compiled.definition)
+        if problems:
+            raise ValidationFailedError(
+                "The workflow is not valid: " + "; ".join(f"{f}: {m}" for f, m in problems),
+                extra={"errors": [{"field": f, "message": m} for f, m in problems]},
+            )
+
     async def create(self, data: WorkflowCreate) -> Workflow:
         self._check_trigger(data.trigger_type, data.trigger_filter)
         for index, more in enumerate(data.also_triggered_by):
@@ -160,6 +170,7 @@ class WorkflowService:
         compiled = compile_definition(data.definition)
         await self._check_people(compiled)
         await self._check_subflows(data.key, compiled)
+        await self._check_channels(compiled)
         versions = await self.repo.list(Workflow.key == data.key, limit=1000)
         workflow = await self.repo.add(
             Workflow(

@@ -31,10 +31,13 @@ from andon.connectors.onprem.controllers import ONPREM_HANDLERS
 from andon.connectors.onprem.server import RelayEndpoint
 from andon.connectors.outbound.controllers import OUTBOUND_CONTROLLERS
 from andon.connectors.outbound.runtime import OutboundCalls, engine_connections
+from andon.connectors.outbound.service import offered_capabilities
 from andon.connectors.sources.controllers import HOOKS_PATH, SOURCE_CONTROLLERS
 from andon.connectors.sources.intake import ConnectionIntake
 from andon.frontend.auth.controllers import AccountPageController, SignInController, TokenPagesController
 from andon.frontend.customer.controllers import CUSTOMER_CONSOLE
+from andon.frontend.finance.customer import FINANCE_CUSTOMER_PAGES
+from andon.frontend.finance.partner import FINANCE_PARTNER_PAGES
 from andon.frontend.home import HomeController
 from andon.frontend.nav import nav_for
 from andon.frontend.operations.controllers import OPERATIONS_CONSOLE
@@ -59,6 +62,7 @@ from andon.platform.devmode.simulator import PlantTraffic
 from andon.platform.engine.capabilities import Capabilities
 from andon.platform.engine.controllers import ENGINE_CONTROLLERS
 from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.page_delivery import page_sender, use_connections
 from andon.platform.engine.run_timers import RunTimers
 from andon.platform.engine.scheduler import Scheduler
 from andon.platform.events.committer import GroupCommitter
@@ -135,6 +139,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         OperatorHealthController,
         *CUSTOMER_CONSOLE,
         *OPERATIONS_CONSOLE,
+        *FINANCE_CUSTOMER_PAGES,
+        *FINANCE_PARTNER_PAGES,
         create_static_files_router(
             path="/static",
             directories=[STATIC_DIR],
@@ -246,6 +252,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     declare_actors(
         state.broker, settings, state.capabilities, engine_connections(settings, state.secretbox, state.onprem.calls)
     )
+    # Escalation pages go through the customers' own notify connections (checked when a workflow is saved).
+    use_connections(offered_capabilities)
     state.relay = Relay(state.sessionmaker, state.broker)
     # Ingress: verified API keys for a few seconds (forgotten at once when a key or an organisation
     # changes in this process), and events of concurrent requests committed together.
@@ -259,7 +267,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         tick=settings.engine.scheduler_tick_seconds,
         stalled_after=settings.engine.stalled_after_seconds,
         # Escalation ladders page whoever the tenants domain says is on shift.
-        run_timers=RunTimers(duty_people),
+        run_timers=RunTimers(duty_people, page_sender(state.broker)),
     )
 
     state.housekeeping = housekeeping_jobs(state.sessionmaker, settings)

@@ -24,6 +24,7 @@ from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.engine.capabilities import Call, Capabilities
 from andon.platform.engine.dispatch import broker_sender, step_message
 from andon.platform.engine.executor import STEP_ACTOR, STEP_QUEUE, Executor, StepMessage
+from andon.platform.engine.page_delivery import PAGE_ACTOR, PAGE_QUEUE, PageDelivery
 from andon.platform.events import processing
 from andon.platform.events.ingress import PROCESS_ACTOR
 from andon.platform.events.relay import QUEUE
@@ -129,6 +130,21 @@ def declare_actors(
             )
         await send(messages or [])
 
+    pages: list[PageDelivery] = []
+
+    def page_delivery() -> PageDelivery:
+        if not pages:
+            engine()  # routes the tenants' connections into the capabilities, in this loop
+            pages.append(PageDelivery(database.sessionmaker(), capabilities, settings.http.base_url))
+        return pages[0]
+
+    async def deliver_page(tenant_id: str, partner_id: str, page_id: str) -> None:
+        """An escalation page through its ladder's channels (``engine/page_delivery.py``).
+        Idempotent by "compute what is missing and do only that": a page no longer pending, or held
+        by another worker, is left alone; only the channels not yet settled are called, each with
+        its own idempotency key; a page that is gone is nothing to do."""
+        await page_delivery().deliver(uuid.UUID(tenant_id), uuid.UUID(partner_id), uuid.UUID(page_id))
+
     slots = tenant_slots(settings)
     if slots is not None:
         database.close_with(slots)
@@ -165,6 +181,15 @@ def declare_actors(
         queue_name=STEP_QUEUE,
         priority=0,
         # A failed step is the engine's to retry (with its policy); the message is not retried.
+        options={"max_retries": 0},
+    )
+    dramatiq.Actor(
+        deliver_page,  # type: ignore[arg-type]
+        broker=broker,
+        actor_name=PAGE_ACTOR,
+        queue_name=PAGE_QUEUE,
+        priority=0,
+        # A failed channel is retried by the page's own timer, with backoff; the message is not.
         options={"max_retries": 0},
     )
     return database

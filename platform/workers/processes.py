@@ -13,12 +13,14 @@ import structlog
 
 from andon.connectors.ingress.pollers import PollScheduler
 from andon.connectors.outbound.runtime import engine_connections
+from andon.connectors.outbound.service import offered_capabilities
 from andon.platform.config.settings import Settings
 from andon.platform.crypto.secretbox import SecretBox
 from andon.platform.db.engine import create_engine, create_sessionmaker
 from andon.platform.db.models_registry import load_all_models
 from andon.platform.engine.capabilities import Capabilities
 from andon.platform.engine.dispatch import broker_sender
+from andon.platform.engine.page_delivery import page_sender, use_connections
 from andon.platform.engine.run_timers import RunTimers
 from andon.platform.engine.scheduler import Scheduler
 from andon.platform.events.relay import Relay
@@ -45,6 +47,8 @@ async def run_worker(settings: Settings, threads: int) -> None:
     broker = build_broker(settings)
     box = SecretBox(settings.encryption_keys())
     declare_actors(broker, settings, Capabilities(), engine_connections(settings, box))
+    # Escalation pages go through the customers' own notify connections.
+    use_connections(offered_capabilities)
     engine = create_engine(settings.database)
     relay = Relay(create_sessionmaker(engine), broker, listen=True)
     worker = start_worker(broker, threads)
@@ -71,7 +75,7 @@ async def run_scheduler(settings: Settings) -> None:
         tick=settings.engine.scheduler_tick_seconds,
         stalled_after=settings.engine.stalled_after_seconds,
         # Escalation ladders page whoever the tenants domain says is on shift.
-        run_timers=RunTimers(duty_people),
+        run_timers=RunTimers(duty_people, page_sender(broker)),
     )
     # Pollers fetch for vendors that cannot push; several schedulers share them by lease.
     polls = PollScheduler(create_sessionmaker(engine), SecretBox(settings.encryption_keys()), settings)

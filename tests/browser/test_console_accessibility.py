@@ -90,7 +90,7 @@ CONSOLES: dict[str, Console] = {
     ),
     "partner_admin": Console(
         PORTAL_HOST,
-        nav=("/partner/customers", "/partner/branding"),
+        nav=("/partner/customers", "/partner/branding", "/partner/library", "/partner/rollouts", "/partner/billing"),
         lists={"/partner/customers": ("/partner/customers/new",)},
         details=("/partner/customers",),
     ),
@@ -107,6 +107,7 @@ CONSOLES: dict[str, Console] = {
             "/admin/connections",
             "/admin/outbound",
             "/admin/templates",
+            "/admin/billing",
             "/admin/audit",
         ),
         lists={
@@ -135,7 +136,7 @@ CONSOLES: dict[str, Console] = {
     "plant_supervisor": PLANT_READ,
     "technician": PLANT_READ,
     "quality_engineer": PLANT_READ,
-    "finance": Console(PORTAL_HOST, nav=(), lists={}, details=()),
+    "finance": Console(PORTAL_HOST, nav=("/admin/billing",), lists={}, details=()),
     "auditor": Console(
         PORTAL_HOST,
         nav=(*OPERATIONS, "/admin/plant", "/admin/connections", "/admin/outbound", "/admin/templates", "/admin/audit"),

@@ -32,6 +32,7 @@ from andon.platform.engine.repository import (
     RunRepository,
     SchedulerRepository,
     SlaBreachRepository,
+    TimerRepository,
     WorkflowRepository,
 )
 from andon.platform.engine.run_timers import DeliverPages, RunTimers, SentPage
@@ -320,6 +321,15 @@ async def test_acknowledging_the_incident_stops_the_ladder(
 
     async with in_tenant(sessionmaker, c) as (session, ctx):
         await AlertService(session, ctx).acknowledge(alert.id)  # the alerts' own path
+    # Stopped by the acknowledgement itself, not when the next page's timer fires: the escalations
+    # list shows it at once, and no timer is left to page.
+    state = await ladder(sessionmaker, c, run_id)
+    assert state.escalations[0].status == "acknowledged" and state.escalations[0].next_page_at is None
+    async with in_tenant(sessionmaker, c) as (session, ctx):
+        left = await TimerRepository(session, ctx).of_run(run_id, ["escalation"])
+    assert [t.attempt for t in left if t.fired_at is None] == []
+    seen = (await api.get(f"{base(c)}/runs/{run_id}/escalations", headers=auth(c.key))).json()
+    assert [e["status"] for e in seen["escalations"]] == ["acknowledged"]
     clock.advance(3600)
     await timers.fire_due()
     state = await ladder(sessionmaker, c, run_id)
@@ -374,9 +384,9 @@ async def test_a_level_repeats_before_the_next_and_partner_support_is_paged_last
     state = await ladder(sessionmaker, c, run_id)
     assert state.paged()[3] == ["help@alpha-msp.example"] and state.pages[3].paged[0]["via"] == "partner support"
     assert state.escalations[0].status == "exhausted" and state.escalations[0].next_page_at is None
-    # The delivery hook saw every page once, after its batch committed.
-    assert [d.page_id for d in delivered] == [p.id for p in state.pages]
-    assert {d.tenant_id for d in delivered} == {c.customer_id}
+    # The ladder names no channel: its pages are recorded with nothing waiting to send them, and
+    # the delivery hook is not handed them.
+    assert [p.delivery for p in state.pages] == ["none"] * 4 and delivered == []
 
 
 async def test_an_escalate_step_starts_a_ladder_from_inside_the_run(
