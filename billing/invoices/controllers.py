@@ -37,6 +37,7 @@ from andon.billing.invoices.service import (
     usage_rows,
 )
 from andon.billing.usage.meters import period_of
+from andon.platform.auth.guards import ONLY_OPERATOR, ONLY_PARTNERS
 from andon.platform.auth.rbac import P
 from andon.platform.db.types import utcnow
 from andon.platform.http.dependencies import unit_of_work
@@ -200,7 +201,7 @@ class PartnerInvoiceController(Controller):
         doc = await InvoiceService(db_session, principal).credit(partner_id, invoice_id, data)
         return invoice_read(doc.invoice, doc.lines)
 
-    @get("/margin", opt={"permission": P.BILLING_READ})
+    @get("/margin", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_PARTNERS})
     async def margin(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, period: PeriodParam = None
     ) -> MarginReport:
@@ -220,13 +221,13 @@ class WholesaleInvoiceController(Controller):
     path = "/api/v1/wholesale"
     tags = ["Billing"]
 
-    @post("/close", status_code=200, opt={"permission": P.BILLING_WRITE})
+    @post("/close", status_code=200, opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def close(self, db_session: DbSession, principal: Caller, data: JSONBody[CloseRequest]) -> CloseResult:
         """Issues the period's wholesale invoices to partners; closing again creates nothing new."""
         created = await InvoiceService(db_session, principal).close_wholesale(data.period)
         return CloseResult(period=data.period, created=[invoice_read(d.invoice, d.lines) for d in created])
 
-    @get("/invoices", opt={"permission": P.BILLING_READ})
+    @get("/invoices", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_OPERATOR})
     async def list_invoices(
         self,
         db_session: DbSession,
@@ -238,18 +239,18 @@ class WholesaleInvoiceController(Controller):
         documents = InvoiceService(db_session, principal).operator_documents()
         return [invoice_read(r) for r in await documents.list(period=period, limit=limit, offset=offset)]
 
-    @get("/invoices/{invoice_id:uuid}", opt={"permission": P.BILLING_READ})
+    @get("/invoices/{invoice_id:uuid}", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_OPERATOR})
     async def get_invoice(self, db_session: DbSession, principal: Caller, invoice_id: PathId) -> InvoiceRead:
         service = InvoiceService(db_session, principal)
         doc = await service.document(service.operator_documents(), invoice_id)
         return invoice_read(doc.invoice, doc.lines)
 
-    @get("/invoices/{invoice_id:uuid}/html", opt={"permission": P.BILLING_READ})
+    @get("/invoices/{invoice_id:uuid}/html", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_OPERATOR})
     async def invoice_html(self, db_session: DbSession, principal: Caller, invoice_id: PathId) -> Response[str]:
         service = InvoiceService(db_session, principal)
         return await _html(db_session, await service.document(service.operator_documents(), invoice_id))
 
-    @get("/invoices/{invoice_id:uuid}/lines.csv", opt={"permission": P.BILLING_READ})
+    @get("/invoices/{invoice_id:uuid}/lines.csv", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_OPERATOR})
     async def invoice_lines_csv(
         self, db_session: DbSession, principal: Caller, state: State, invoice_id: PathId
     ) -> Stream:
@@ -257,7 +258,7 @@ class WholesaleInvoiceController(Controller):
         documents = service.operator_documents()
         return _lines_stream(state, principal, documents, await service.document(documents, invoice_id))
 
-    @post("/invoices/{invoice_id:uuid}/credit-notes", opt={"permission": P.BILLING_WRITE})
+    @post("/invoices/{invoice_id:uuid}/credit-notes", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def credit(
         self, db_session: DbSession, principal: Caller, invoice_id: PathId, data: JSONBody[CreditNoteCreate]
     ) -> InvoiceRead:

@@ -19,6 +19,7 @@ from andon.billing.plans.schemas import (
 )
 from andon.billing.plans.service import PriceBookService, SubscriptionService, WholesaleSubscriptionService
 from andon.billing.pricing.prices import Plan
+from andon.platform.auth.guards import ONLY_OPERATOR, ONLY_PARTNERS, OPERATOR_OR_PARTNERS
 from andon.platform.auth.rbac import P
 from andon.platform.http.params import Caller, DbSession, PathId, Tenant
 from andon.tenants.orgs.dependencies import TENANT_DEPENDENCY
@@ -30,31 +31,31 @@ class PartnerPriceBookController(Controller):
     path = "/api/v1/partners/{partner_id:uuid}/price-books"
     tags = ["Billing"]
 
-    @get("/", opt={"permission": P.BILLING_READ})
+    @get("/", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_PARTNERS})
     async def list_books(self, db_session: DbSession, principal: Caller, partner_id: PathId) -> list[PriceBookRead]:
         """The partner's retail price books with the newest version of each plan."""
         return await PriceBookService(db_session, principal).list_books(partner_id)
 
-    @post("/", opt={"permission": P.BILLING_WRITE})
+    @post("/", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_PARTNERS})
     async def create_book(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, data: JSONBody[PriceBookCreate]
     ) -> PriceBookRead:
         return await PriceBookService(db_session, principal).create(partner_id, data)
 
-    @get("/{book_id:uuid}", opt={"permission": P.BILLING_READ})
+    @get("/{book_id:uuid}", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_PARTNERS})
     async def get_book(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, book_id: PathId
     ) -> PriceBookRead:
         return await PriceBookService(db_session, principal).get(partner_id, book_id)
 
-    @post("/{book_id:uuid}/plans", opt={"permission": P.BILLING_WRITE})
+    @post("/{book_id:uuid}/plans", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_PARTNERS})
     async def put_plan(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, book_id: PathId, data: JSONBody[Plan]
     ) -> PlanVersionRead:
         """Stores a plan; a changed plan becomes its next version (subscriptions keep theirs)."""
         return await PriceBookService(db_session, principal).put_plan(partner_id, book_id, data)
 
-    @get("/{book_id:uuid}/plans/{key:str}", opt={"permission": P.BILLING_READ})
+    @get("/{book_id:uuid}/plans/{key:str}", opt={"permission": P.BILLING_READ, "org_kinds": ONLY_PARTNERS})
     async def plan_versions(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, book_id: PathId, key: PlanKeyParam
     ) -> list[PlanVersionRead]:
@@ -65,28 +66,28 @@ class WholesalePriceBookController(Controller):
     path = "/api/v1/wholesale/price-books"
     tags = ["Billing"]
 
-    @get("/", opt={"permission": P.BILLING_READ})
+    @get("/", opt={"permission": P.BILLING_READ, "org_kinds": OPERATOR_OR_PARTNERS})
     async def list_books(self, db_session: DbSession, principal: Caller) -> list[PriceBookRead]:
         """The operator's wholesale price books (the operator, and partners: their cost)."""
         return await PriceBookService(db_session, principal).list_books(None)
 
-    @post("/", opt={"permission": P.BILLING_WRITE})
+    @post("/", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def create_book(
         self, db_session: DbSession, principal: Caller, data: JSONBody[PriceBookCreate]
     ) -> PriceBookRead:
         return await PriceBookService(db_session, principal).create(None, data)
 
-    @get("/{book_id:uuid}", opt={"permission": P.BILLING_READ})
+    @get("/{book_id:uuid}", opt={"permission": P.BILLING_READ, "org_kinds": OPERATOR_OR_PARTNERS})
     async def get_book(self, db_session: DbSession, principal: Caller, book_id: PathId) -> PriceBookRead:
         return await PriceBookService(db_session, principal).get(None, book_id)
 
-    @post("/{book_id:uuid}/plans", opt={"permission": P.BILLING_WRITE})
+    @post("/{book_id:uuid}/plans", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def put_plan(
         self, db_session: DbSession, principal: Caller, book_id: PathId, data: JSONBody[Plan]
     ) -> PlanVersionRead:
         return await PriceBookService(db_session, principal).put_plan(None, book_id, data)
 
-    @get("/{book_id:uuid}/plans/{key:str}", opt={"permission": P.BILLING_READ})
+    @get("/{book_id:uuid}/plans/{key:str}", opt={"permission": P.BILLING_READ, "org_kinds": OPERATOR_OR_PARTNERS})
     async def plan_versions(
         self, db_session: DbSession, principal: Caller, book_id: PathId, key: PlanKeyParam
     ) -> list[PlanVersionRead]:
@@ -97,18 +98,18 @@ class WholesaleSubscriptionController(Controller):
     path = "/api/v1/partners/{partner_id:uuid}/wholesale-subscription"
     tags = ["Billing"]
 
-    @get("/", opt={"permission": P.BILLING_READ})
+    @get("/", opt={"permission": P.BILLING_READ, "org_kinds": OPERATOR_OR_PARTNERS})
     async def get_subscription(self, db_session: DbSession, principal: Caller, partner_id: PathId) -> SubscriptionRead:
         return await WholesaleSubscriptionService(db_session, principal).read(partner_id)
 
-    @put("/", opt={"permission": P.BILLING_WRITE})
+    @put("/", opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def change(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, data: JSONBody[SubscriptionChange]
     ) -> SubscriptionRead:
         """Starts the partner's wholesale plan or moves it to another (operator only)."""
         return await WholesaleSubscriptionService(db_session, principal).change(partner_id, data)
 
-    @post("/cancel", status_code=200, opt={"permission": P.BILLING_WRITE})
+    @post("/cancel", status_code=200, opt={"permission": P.BILLING_WRITE, "org_kinds": ONLY_OPERATOR})
     async def cancel(
         self, db_session: DbSession, principal: Caller, partner_id: PathId, data: JSONBody[SubscriptionCancel]
     ) -> SubscriptionRead:

@@ -2,7 +2,8 @@
 
 Routes declare ``opt={"permission": "resource:action"}``, ``opt={"authenticated": True}`` (anyone signed
 in, for their own account) or ``opt={"public": True}``; a route with none is refused to everyone (and
-fails the route-enumeration test).
+fails the route-enumeration test). A route that serves only some kinds of organisation (the operator's
+wholesale books, a partner's margin) also names them: ``opt={..., "org_kinds": ("partner",)}``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from litestar.handlers.base import BaseRouteHandler
 from andon.platform.auth.middleware import AuthFailure
 from andon.platform.http.errors import AuthenticationError, PermissionDeniedError
 from andon.platform.tenancy.principal import Principal
+
+# Values of a route's ``org_kinds``.
+ONLY_OPERATOR = ("platform",)
+ONLY_PARTNERS = ("partner",)
+OPERATOR_OR_PARTNERS = ("platform", "partner")
 
 
 def is_public(handler: BaseRouteHandler) -> bool:
@@ -59,3 +65,6 @@ async def require_permission(connection: ASGIConnection[Any, Any, Any, Any], han
     await _check_csrf(connection, principal)
     if permission and not principal.can(permission):
         raise PermissionDeniedError(f"your role does not grant '{permission}'")
+    kinds = handler.opt.get("org_kinds")
+    if kinds and principal.org_kind.value not in kinds:
+        raise PermissionDeniedError(f"this is for {' and '.join(kinds)} staff")

@@ -131,7 +131,9 @@ async def test_a_changed_plan_is_a_new_version_and_mistakes_are_refused_by_field
     assert (await api.post(plans, json=plan_doc("basic", "Basic", 1), headers=b)).status_code == 404
     assert (await api.get(f"{books_url(world.b)}/{book}", headers=b)).status_code == 404
     assert (await api.get(books_url(world.b) + "/", headers=b)).json() == []
-    assert (await api.get(books_url(world.a) + "/", headers=auth(world.a.customer.key))).status_code == 404
+    # A partner's books are its staff's business: its customers reach its plans through their subscription.
+    assert (await api.get(books_url(world.a) + "/", headers=auth(world.a.customer.key))).status_code == 403
+    assert (await api.get(books_url(world.a) + "/", headers=auth(world.operator_key))).status_code == 403
 
 
 async def test_wholesale_books_are_the_operators_and_partners_read_them(api: httpx.AsyncClient, world: World) -> None:

@@ -94,7 +94,13 @@ CONSOLES: dict[str, Console] = {
         lists={"/partner/customers": ("/partner/customers/new",)},
         details=("/partner/customers",),
     ),
-    "partner_engineer": PARTNER_READ,
+    # Engineers build the partner's templates and roll them out.
+    "partner_engineer": Console(
+        PORTAL_HOST,
+        nav=("/partner/customers", "/partner/library", "/partner/rollouts"),
+        lists={"/partner/customers": ()},
+        details=("/partner/customers",),
+    ),
     "partner_support": PARTNER_READ,
     "customer_admin": Console(
         PORTAL_HOST,
