@@ -165,22 +165,9 @@ def rounded(channel: str, period: str, currency: str | None, lines: list[DraftLi
 
 
 def _line_read(position: int, line: DraftLine | InvoiceLine) -> LineRead:
-    if isinstance(line, InvoiceLine):
-        return LineRead(
-            position=line.position,
-            customer_id=line.customer_id,
-            customer_name=line.customer_name,
-            plan=line.plan_key,
-            plan_version=line.plan_version,
-            meter=line.meter,
-            tier=line.tier,
-            description=line.description,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            amount_minor=line.amount_minor,
-        )
+    # A stored line knows its position and amount; a draft line is numbered as it is listed.
     return LineRead(
-        position=position,
+        position=line.position if isinstance(line, InvoiceLine) else position,
         customer_id=line.customer_id,
         customer_name=line.customer_name,
         plan=line.plan_key,
@@ -190,7 +177,7 @@ def _line_read(position: int, line: DraftLine | InvoiceLine) -> LineRead:
         description=line.description,
         quantity=line.quantity,
         unit_price=line.unit_price,
-        amount_minor=line.amount,
+        amount_minor=line.amount_minor if isinstance(line, InvoiceLine) else line.amount,
     )
 
 
